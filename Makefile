@@ -1,0 +1,46 @@
+# One entry point for set-up, running and checking. Every target creates .venv when missing.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.shoebox-installed
+export QT_API := pyside6
+
+.PHONY: run test check lint typecheck screenshots bench sysdeps-run sysdeps-test clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip >/dev/null
+	$(PY) -m pip install -q -e '.[gui,test,dev]'
+	@touch $(STAMP)
+
+sysdeps-run:
+	@packaging/system-deps.sh run
+
+sysdeps-test:
+	@packaging/system-deps.sh test
+
+run: sysdeps-run $(STAMP)
+	$(VENV)/bin/shoebox $(ARGS)
+
+test: sysdeps-test $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+check: lint typecheck test
+
+screenshots: $(STAMP)
+	@packaging/system-deps.sh screenshots
+	$(PY) packaging/screenshots.py docs/screenshots
+
+bench: sysdeps-test $(STAMP)
+	$(PY) bench/import_cpu.py
+	$(PY) bench/import_scale.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

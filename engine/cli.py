@@ -1,0 +1,256 @@
+"""`shoebox` command line: the same engine calls as the app, JSON for scripts.
+
+Start-up matters (`shoebox status` in well under a second): heavy modules (Pillow,
+Huey, Qt) are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.config import LANES, default_library_dir
+
+if TYPE_CHECKING:
+    from engine.library import Library
+
+
+def _emit(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _open(args: argparse.Namespace) -> Library:
+    from engine.library import Library
+
+    return Library(Path(args.library) if args.library else default_library_dir())
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from engine.jobs.supervisor import run_until_done
+
+    lib = _open(args)
+    missing = [p for p in args.paths if not os.path.lexists(p)]
+    if missing:
+        print(f"shoebox: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    progress = None
+    if not args.json and sys.stderr.isatty():
+        def progress(s: Any) -> None:
+            print(f"\rcatalogued {s.files_seen} files, {s.items_new} new", end="", file=sys.stderr)
+    summary = lib.import_paths(args.paths, progress=progress)
+    if progress:
+        print(file=sys.stderr)
+    if args.wait and not summary.cancelled:
+        def restarted(code: int) -> None:
+            print(f"shoebox: the worker stopped (status {code}); restarting it", file=sys.stderr)
+
+        run_until_done(
+            lib.root, summary.session_id, lambda: lib.pending_work(summary.session_id),
+            on_restart=restarted,
+        )
+    result = lib.session_summary(summary.session_id).as_dict()
+    result["missing"] = summary.missing
+    result["waited"] = bool(args.wait)
+    if args.json:
+        _emit(result)
+    else:
+        print(
+            f"Import {result['session_id']}: {result['files_seen']} files, "
+            f"{result['items_new']} new, {result['duplicates']} duplicates, "
+            f"{result['relinked']} re-linked, {result['skipped']} skipped, "
+            f"{result['failed']} failed"
+            + ("" if args.wait else f"; {result['jobs_queued']} jobs queued (run `shoebox work`)")
+        )
+    lib.close()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    data = lib.status()
+    if args.json:
+        _emit(data)
+    else:
+        print(f"{data['items']} items ({data['missing_items']} missing)")
+        for lane, counts in data["lanes"].items():
+            flag = " (paused)" if counts["paused"] else ""
+            print(
+                f"  {lane:<12}{flag} queued {counts['queued']}, running {counts['running']}, "
+                f"done {counts['done']}, failed {counts['failed']}, dead {counts['dead']}"
+            )
+    lib.close()
+    return 0
+
+
+def cmd_items(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    data = lib.items(args.ids or None)
+    if args.json:
+        _emit(data)
+    else:
+        for item in data:
+            states = " ".join(f"{k}:{v['state']}" for k, v in item["stages"].items())
+            first = item["paths"][0] if item["paths"] else "(missing)"
+            print(f"{item['id']:>6} {item['kind']:<8} {states:<32} {first}")
+    lib.close()
+    return 0
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    data = lib.sessions()
+    if args.json:
+        _emit(data)
+    else:
+        for s in data:
+            print(f"{s['id']:>4} {s['state']:<11} {s['jobs_finished']}/{s['jobs_total']} "
+                  f"{', '.join(s['roots'])}")
+    lib.close()
+    return 0
+
+
+def cmd_work(args: argparse.Namespace) -> int:
+    from engine.errors import LibraryLockedError
+    from engine.jobs.host import WorkerHost
+    from engine.jobs.supervisor import EXIT_LOCKED
+
+    lib = _open(args)
+    lib.setup_logging()
+    host = WorkerHost(lib.root, lib.catalog, lib.registry, lib.settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        host.start()
+    except LibraryLockedError as exc:
+        print(f"shoebox: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    try:
+        if args.until_idle:
+            host.wait_idle(args.session, stop)
+        else:
+            while not stop.wait(0.5):
+                pass
+    finally:
+        host.stop()
+    if args.json:
+        _emit({"done": host.stats.done, "failed": host.stats.failed, "dead": host.stats.dead,
+               "retried": host.stats.retried, "recovered": host.stats.recovered,
+               "max_queue_messages": host.stats.max_queue_messages})
+    lib.close()
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    count = lib.retry(dead_only=args.dead, item_ids=args.items or None)
+    if args.json:
+        _emit({"retried": count})
+    else:
+        print(f"{count} jobs queued again")
+    lib.close()
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    if args.command == "pause":
+        lib.pause(args.lane)
+    else:
+        lib.resume(args.lane)
+    if args.json:
+        _emit(lib.lane_paused())
+    lib.close()
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    count = lib.cancel_session(args.session)
+    if args.json:
+        _emit({"cancelled": count})
+    else:
+        print(f"{count} queued jobs cancelled")
+    lib.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shoebox",
+        description="Shoebox: a local-first organizer for your photos and scanned documents. "
+        "With no command, opens the app.",
+    )
+    parser.add_argument("--library", metavar="DIR", help="library folder (default: %(default)s)",
+                        default=os.environ.get("SHOEBOX_LIBRARY"))
+    json_flag = argparse.ArgumentParser(add_help=False)
+    json_flag.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("import", parents=[json_flag], help="catalogue files and folders")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--wait", action="store_true", help="process the import before returning")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("status", parents=[json_flag], help="items and job counts")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("items", parents=[json_flag], help="list items with their stages")
+    p.add_argument("ids", nargs="*", type=int, metavar="ID")
+    p.set_defaults(func=cmd_items)
+
+    p = sub.add_parser("sessions", parents=[json_flag], help="list imports and their progress")
+    p.set_defaults(func=cmd_sessions)
+
+    p = sub.add_parser("work", parents=[json_flag], help="run workers for queued jobs")
+    p.add_argument("--until-idle", action="store_true", help="exit when no work is left")
+    p.add_argument("--session", type=int, help="with --until-idle: wait for this import only")
+    p.set_defaults(func=cmd_work)
+
+    p = sub.add_parser("retry", parents=[json_flag], help="queue failed and dead jobs again")
+    p.add_argument("--dead", action="store_true", help="only dead jobs")
+    p.add_argument("items", nargs="*", type=int, metavar="ITEM")
+    p.set_defaults(func=cmd_retry)
+
+    for name, text in (("pause", "stop starting new jobs"), ("resume", "start jobs again")):
+        p = sub.add_parser(name, parents=[json_flag], help=f"{text} (one lane or all)")
+        p.add_argument("lane", nargs="?", choices=LANES)
+        p.set_defaults(func=cmd_pause)
+
+    p = sub.add_parser("cancel", parents=[json_flag], help="cancel an import's queued jobs")
+    p.add_argument("session", type=int)
+    p.set_defaults(func=cmd_cancel)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return launch_app(args, parser)
+    result: int = args.func(args)
+    return result
+
+
+def launch_app(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        from desktop.app import run_app  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        parser.print_help()
+        return 0
+    code: int = run_app(args.library)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

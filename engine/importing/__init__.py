@@ -1,0 +1,1 @@
+"""Finding files, hashing them and cataloguing them."""

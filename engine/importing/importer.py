@@ -1,0 +1,281 @@
+"""Cataloguing: every supported file becomes a path of an item at once; work is queued.
+
+Hashing is the only per-file cost, and only for new or changed files: a file whose
+path, size and mtime are already known is skipped after its `stat`, so re-importing
+an unchanged folder is a stat walk. A known hash at a new path is a duplicate (the
+item also lives elsewhere) or a move (its old paths are gone): either way the item
+is re-linked, never re-processed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+from engine.config import Settings
+from engine.importing.formats import kind_for, sniff_format
+from engine.importing.hashing import hash_file
+from engine.importing.scan import FoundFile, Skipped, display_path, walk
+from engine.jobs.ledger import add_jobs_for_item
+from engine.pipeline.registry import StageRegistry
+from engine.store.db import Catalog, next_seq
+
+BATCH_FILES = 64
+BATCH_SECONDS = 0.25  # commit at least this often so new items show up at once
+HASH_THREADS = 2
+
+
+@dataclass
+class ImportSummary:
+    session_id: int
+    files_seen: int = 0  # supported regular files found
+    items_new: int = 0  # new distinct contents
+    duplicates: int = 0  # files whose content was already catalogued at another live path
+    relinked: int = 0  # known content found at a new path, old path gone (moved/renamed)
+    unchanged: int = 0  # already catalogued at this path, same size and mtime
+    skipped: int = 0  # hidden/system files, unsupported types, special files, symlink loops
+    unreadable: int = 0  # could not be read at all (see scan_problems)
+    missing: int = 0  # catalogued paths under the roots that no longer exist
+    jobs_queued: int = 0
+    failed: int = 0  # items of this import with a failed or dead stage (after waiting)
+    cancelled: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class _Known:
+    path_id: int
+    item_id: int
+    size: int
+    mtime_ns: int
+    missing: bool
+
+
+ProgressFn = Callable[[ImportSummary], None]
+
+
+def create_session(catalog: Catalog, roots: Iterable[str]) -> int:
+    with catalog.write() as conn:
+        seq = next_seq(conn)
+        cur = conn.execute(
+            "INSERT INTO sessions (roots, state, started_at, seq) VALUES (?, 'scanning', ?, ?)",
+            (json.dumps([display_path(os.path.abspath(r)) for r in roots]), time.time(), seq),
+        )
+        return int(cur.lastrowid or 0)
+
+
+class Importer:
+    def __init__(self, catalog: Catalog, registry: StageRegistry, settings: Settings) -> None:
+        self.catalog = catalog
+        self.registry = registry
+        self.settings = settings
+
+    def run(
+        self,
+        roots: list[str],
+        *,
+        session_id: int | None = None,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ImportSummary:
+        if session_id is None:
+            session_id = create_session(self.catalog, roots)
+        summary = ImportSummary(session_id=session_id)
+        known = self._load_known(roots)
+        seen: set[bytes] = set()
+        pending: list[FoundFile] = []
+        last_flush = time.monotonic()
+
+        with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="shoebox-hash") as pool:
+            for entry in walk(roots, skip_hidden=self.settings.skip_hidden):
+                if cancel is not None and cancel.is_set():
+                    summary.cancelled = True
+                    break
+                if isinstance(entry, Skipped):
+                    if entry.reason == "unreadable":
+                        summary.unreadable += 1
+                        self._problem(session_id, entry.path, f"Cannot read: {entry.detail}.")
+                    else:
+                        summary.skipped += 1
+                    continue
+                summary.files_seen += 1
+                raw = os.fsencode(entry.path)
+                seen.add(raw)
+                prior = known.get(raw)
+                if (
+                    prior is not None
+                    and not prior.missing
+                    and prior.size == entry.size
+                    and prior.mtime_ns == entry.mtime_ns
+                ):
+                    summary.unchanged += 1
+                    continue
+                pending.append(entry)
+                if len(pending) >= BATCH_FILES or time.monotonic() - last_flush > BATCH_SECONDS:
+                    self._catalogue(pending, known, summary, pool)
+                    pending = []
+                    last_flush = time.monotonic()
+                    if progress:
+                        progress(summary)
+            if pending:
+                self._catalogue(pending, known, summary, pool)
+
+        if not summary.cancelled:
+            summary.missing = self._mark_missing(known, seen)
+        self._finish_session(summary)
+        if progress:
+            progress(summary)
+        return summary
+
+    # -- steps ---------------------------------------------------------------
+
+    def _load_known(self, roots: list[str]) -> dict[bytes, _Known]:
+        known: dict[bytes, _Known] = {}
+        conn = self.catalog.conn
+        for root in roots:
+            base = os.fsencode(os.path.abspath(root)).rstrip(b"/")
+            rows = conn.execute(
+                """SELECT raw, id, item_id, size, mtime_ns, missing FROM paths
+                   WHERE raw = ? OR (raw > ? AND raw < ?)""",
+                (base, base + b"/", base + b"0"),  # b"0" sorts right after b"/"
+            )
+            for raw, path_id, item_id, size, mtime_ns, missing in rows:
+                known[bytes(raw)] = _Known(path_id, item_id, size, mtime_ns, bool(missing))
+        return known
+
+    def _catalogue(
+        self,
+        files: list[FoundFile],
+        known: dict[bytes, _Known],
+        summary: ImportSummary,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        hashed = list(pool.map(_hash_or_error, files))
+        now = time.time()
+        with self.catalog.write() as conn:
+            seq = next_seq(conn)
+            for found, result in zip(files, hashed, strict=True):
+                if isinstance(result, str):
+                    summary.unreadable += 1
+                    conn.execute(
+                        "INSERT INTO scan_problems (session_id, display, reason) VALUES (?, ?, ?)",
+                        (summary.session_id, display_path(found.path), result),
+                    )
+                    continue
+                digest, head, size = result
+                raw = os.fsencode(found.path)
+                row = conn.execute("SELECT id FROM items WHERE hash = ?", (digest,)).fetchone()
+                if row is None:
+                    fmt = sniff_format(head, size)
+                    kind = kind_for(fmt, os.path.splitext(found.path)[1].lower())
+                    item_id = int(
+                        conn.execute(
+                            """INSERT INTO items (hash, kind, format, size, added_at, session_id, seq)
+                               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                            (digest, kind, fmt, size, now, summary.session_id, seq),
+                        ).lastrowid
+                        or 0
+                    )
+                    summary.items_new += 1
+                    summary.jobs_queued += add_jobs_for_item(
+                        conn, self.registry, self.settings, item_id, kind, summary.session_id,
+                        seq, now,
+                    )
+                else:
+                    item_id = int(row[0])
+                    prior = known.get(raw)
+                    if prior is not None and prior.item_id == item_id:
+                        summary.unchanged += 1  # touched (mtime changed), same content
+                    elif self._has_live_path(conn, item_id, raw):
+                        summary.duplicates += 1
+                    else:
+                        summary.relinked += 1
+                    conn.execute("UPDATE items SET seq = ? WHERE id = ?", (seq, item_id))
+                conn.execute(
+                    """INSERT INTO paths (raw, display, item_id, size, mtime_ns, session_id,
+                                          missing, first_seen, last_seen)
+                       VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)
+                       ON CONFLICT (raw) DO UPDATE SET item_id = excluded.item_id,
+                         size = excluded.size, mtime_ns = excluded.mtime_ns, missing = 0,
+                         last_seen = excluded.last_seen""",
+                    (raw, display_path(found.path), item_id, found.size, found.mtime_ns,
+                     summary.session_id, now, now),
+                )
+                known[raw] = _Known(0, item_id, found.size, found.mtime_ns, False)
+            self._write_counters(conn, summary, seq)
+
+    @staticmethod
+    def _has_live_path(conn: sqlite3.Connection, item_id: int, raw: bytes) -> bool:
+        """Does the item still exist at another path? Gone paths are marked missing."""
+        live = False
+        for path_id, other in conn.execute(
+            "SELECT id, raw FROM paths WHERE item_id = ? AND missing = 0 AND raw != ?",
+            (item_id, raw),
+        ).fetchall():
+            if os.path.lexists(os.fsdecode(bytes(other))):
+                live = True
+            else:
+                conn.execute("UPDATE paths SET missing = 1 WHERE id = ?", (path_id,))
+        return live
+
+    def _mark_missing(self, known: dict[bytes, _Known], seen: set[bytes]) -> int:
+        gone = [
+            raw for raw, k in known.items()
+            if raw not in seen and not k.missing and not os.path.lexists(os.fsdecode(raw))
+        ]
+        if not gone:
+            return 0
+        with self.catalog.write() as conn:
+            seq = next_seq(conn)
+            for raw in gone:
+                row = conn.execute(
+                    "UPDATE paths SET missing = 1 WHERE raw = ? RETURNING item_id", (raw,)
+                ).fetchone()
+                if row:
+                    conn.execute("UPDATE items SET seq = ? WHERE id = ?", (seq, row[0]))
+        return len(gone)
+
+    def _problem(self, session_id: int, path: str, reason: str) -> None:
+        with self.catalog.write() as conn:
+            conn.execute(
+                "INSERT INTO scan_problems (session_id, display, reason) VALUES (?, ?, ?)",
+                (session_id, display_path(path), reason),
+            )
+
+    @staticmethod
+    def _write_counters(conn: sqlite3.Connection, summary: ImportSummary, seq: int) -> None:
+        conn.execute(
+            """UPDATE sessions SET files_seen = ?, items_new = ?, duplicates = ?, relinked = ?,
+                   unchanged = ?, skipped = ?, unreadable = ?, seq = ? WHERE id = ?""",
+            (summary.files_seen, summary.items_new, summary.duplicates, summary.relinked,
+             summary.unchanged, summary.skipped, summary.unreadable, seq, summary.session_id),
+        )
+
+    def _finish_session(self, summary: ImportSummary) -> None:
+        with self.catalog.write() as conn:
+            seq = next_seq(conn)
+            self._write_counters(conn, summary, seq)
+            state = "cancelled" if summary.cancelled else "processing"
+            conn.execute(
+                "UPDATE sessions SET state = ?, scanned_at = ? WHERE id = ? AND state = 'scanning'",
+                (state, time.time(), summary.session_id),
+            )
+
+
+def _hash_or_error(found: FoundFile) -> tuple[str, bytes, int] | str:
+    try:
+        return hash_file(found.path)
+    except FileNotFoundError:
+        return "The file disappeared while it was being catalogued."
+    except PermissionError:
+        return "Shoebox is not allowed to read this file (permission denied)."
+    except OSError as exc:
+        return f"Cannot read the file: {exc.strerror or exc}."

@@ -1,0 +1,1 @@
+"""The job system: the ledger (truth), Huey lanes (dispatch), the worker host."""

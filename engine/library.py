@@ -1,0 +1,194 @@
+"""The library facade: one object per library folder, used by the CLI and the GUI.
+
+Every front-end action is a method here; front ends hold no business logic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from typing import Any
+
+from engine.config import LANES, Settings, load_settings, save_settings
+from engine.importing.importer import Importer, ImportSummary, ProgressFn, create_session
+from engine.jobs import ledger
+from engine.pipeline.registry import StageRegistry, default_registry
+from engine.store.db import Catalog, current_seq, next_seq
+
+CATALOG_FILE = "catalog.db"
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed since a sequence number: the GUI refreshes only these."""
+
+    seq: int
+    item_ids: list[int]
+    session_ids: list[int]
+
+
+class Library:
+    def __init__(self, root: Path, *, registry: StageRegistry | None = None) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "thumbs").mkdir(exist_ok=True)
+        (self.root / "logs").mkdir(exist_ok=True)
+        self.settings: Settings = load_settings(self.root)
+        if not (self.root / "settings.toml").exists():
+            save_settings(self.root, self.settings)
+        self.catalog = Catalog(self.root / CATALOG_FILE)
+        self._registry = registry
+
+    @property
+    def registry(self) -> StageRegistry:
+        # Built lazily: stage modules pull in Pillow, which `status` does not need.
+        if self._registry is None:
+            self._registry = default_registry()
+        return self._registry
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def save_settings(self) -> None:
+        save_settings(self.root, self.settings)
+
+    def setup_logging(self, level: int = logging.INFO) -> None:
+        """Full tracebacks go to logs/shoebox.log; reasons in the catalog stay short."""
+        handler = RotatingFileHandler(
+            self.root / "logs" / "shoebox.log", maxBytes=5_000_000, backupCount=3,
+            encoding="utf-8",
+        )
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(process)d %(threadName)s %(name)s %(levelname)s %(message)s")
+        )
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(level)
+        logging.getLogger("huey").setLevel(logging.WARNING)
+
+    # -- import ----------------------------------------------------------------
+
+    def new_session(self, paths: Sequence[str | os.PathLike[str]]) -> int:
+        return create_session(self.catalog, [os.fspath(p) for p in paths])
+
+    def import_paths(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        session_id: int | None = None,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ImportSummary:
+        importer = Importer(self.catalog, self.registry, self.settings)
+        return importer.run(
+            [os.fspath(p) for p in paths], session_id=session_id, progress=progress, cancel=cancel
+        )
+
+    def session_summary(self, session_id: int) -> ImportSummary:
+        row = self.catalog.read("SELECT * FROM sessions WHERE id = ?", (session_id,))[0]
+        failed = self.catalog.read(
+            """SELECT count(DISTINCT item_id) FROM jobs
+               WHERE session_id = ? AND state IN ('failed', 'dead')""",
+            (session_id,),
+        )[0][0]
+        queued = self.catalog.read(
+            "SELECT count(*) FROM jobs WHERE session_id = ?", (session_id,)
+        )[0][0]
+        return ImportSummary(
+            session_id=session_id, files_seen=row["files_seen"], items_new=row["items_new"],
+            duplicates=row["duplicates"], relinked=row["relinked"], unchanged=row["unchanged"],
+            skipped=row["skipped"], unreadable=row["unreadable"], jobs_queued=queued,
+            failed=int(failed) + int(row["unreadable"]), cancelled=row["state"] == "cancelled",
+        )
+
+    # -- control -----------------------------------------------------------------
+
+    def pause(self, lane: str | None = None) -> None:
+        with self.catalog.write() as conn:
+            ledger.set_lane_paused(conn, [lane] if lane else LANES, True)
+            next_seq(conn)
+
+    def resume(self, lane: str | None = None) -> None:
+        with self.catalog.write() as conn:
+            ledger.set_lane_paused(conn, [lane] if lane else LANES, False)
+            next_seq(conn)
+
+    def pause_session(self, session_id: int, paused: bool = True) -> None:
+        with self.catalog.write() as conn:
+            ledger.set_session_paused(conn, session_id, paused)
+
+    def cancel_session(self, session_id: int) -> int:
+        with self.catalog.write() as conn:
+            return ledger.cancel_session(conn, session_id, time.time())
+
+    def retry(
+        self,
+        *,
+        dead_only: bool = False,
+        item_ids: Sequence[int] | None = None,
+        job_ids: Sequence[int] | None = None,
+        include_cancelled: bool = False,
+    ) -> int:
+        states: tuple[str, ...] = ("dead",) if dead_only else ("failed", "dead")
+        if include_cancelled:
+            states += ("cancelled",)
+        with self.catalog.write() as conn:
+            return ledger.retry(conn, states=states, item_ids=item_ids, job_ids=job_ids)
+
+    def pending_work(self, session_id: int | None = None) -> int:
+        return ledger.pending_work(self.catalog.conn, session_id)
+
+    # -- queries -------------------------------------------------------------------
+
+    def seq(self) -> int:
+        return current_seq(self.catalog.conn)
+
+    def changes_since(self, seq: int) -> Changes:
+        conn = self.catalog.conn
+        now_seq = current_seq(conn)
+        items = {
+            r[0] for r in conn.execute("SELECT item_id FROM jobs WHERE seq > ?", (seq,))
+        } | {r[0] for r in conn.execute("SELECT id FROM items WHERE seq > ?", (seq,))}
+        sessions = [r[0] for r in conn.execute("SELECT id FROM sessions WHERE seq > ?", (seq,))]
+        return Changes(now_seq, sorted(items), sessions)
+
+    def status(self) -> dict[str, Any]:
+        from engine.queries import status
+
+        return status(self.catalog.conn)
+
+    def items(self, item_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        from engine.queries import items
+
+        return items(self.catalog.conn, item_ids)
+
+    def sessions(self) -> list[dict[str, Any]]:
+        from engine.queries import sessions
+
+        return sessions(self.catalog.conn)
+
+    def lane_paused(self) -> dict[str, bool]:
+        return {
+            r[0]: bool(r[1]) for r in self.catalog.read("SELECT name, paused FROM lanes")
+        }
+
+
+def open_library(root: Path | str) -> Library:
+    return Library(Path(root))
+
+
+def dumps(data: object) -> str:
+    return json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False)

@@ -1,0 +1,1 @@
+"""Pipeline stages: each turns an item into a result, keyed by (item, stage, version)."""

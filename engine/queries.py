@@ -1,0 +1,132 @@
+"""Read models: the JSON shapes `status`, `items` and the GUI show. Keep keys stable."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from engine.config import LANES
+from engine.jobs.ledger import STATES
+
+
+def status(conn: sqlite3.Connection) -> dict[str, Any]:
+    items = int(conn.execute("SELECT count(*) FROM items").fetchone()[0])
+    stages: dict[str, dict[str, int]] = {}
+    for stage, state, count in conn.execute(
+        "SELECT stage, state, count(*) FROM jobs GROUP BY stage, state"
+    ):
+        stages.setdefault(stage, {s: 0 for s in STATES})[state] = count
+    lanes: dict[str, dict[str, Any]] = {}
+    paused = dict(conn.execute("SELECT name, paused FROM lanes").fetchall())
+    for lane in LANES:
+        lanes[lane] = {"paused": bool(paused.get(lane, 0)), **{s: 0 for s in STATES}}
+    for lane, state, count in conn.execute(
+        "SELECT lane, state, count(*) FROM jobs GROUP BY lane, state"
+    ):
+        lanes.setdefault(lane, {"paused": False, **{s: 0 for s in STATES}})[state] = count
+    missing = int(
+        conn.execute(
+            """SELECT count(*) FROM items i WHERE NOT EXISTS
+               (SELECT 1 FROM paths p WHERE p.item_id = i.id AND p.missing = 0)"""
+        ).fetchone()[0]
+    )
+    return {
+        "items": items,
+        "missing_items": missing,
+        "stages": stages,
+        "lanes": lanes,
+        "seq": int(conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0]),
+    }
+
+
+def items(conn: sqlite3.Connection, item_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    where, params = "", ()
+    if item_ids is not None:
+        where = f"WHERE i.id IN ({','.join('?' * len(item_ids))})"
+        params = tuple(item_ids)
+    rows = conn.execute(f"SELECT * FROM items i {where} ORDER BY i.id", params).fetchall()
+    ids = [r["id"] for r in rows]
+    paths: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    stages: dict[int, dict[str, dict[str, Any]]] = {i: {} for i in ids}
+    thumbs: dict[int, dict[str, str]] = {i: {} for i in ids}
+    for chunk in _chunks(ids, 500):
+        marks = ",".join("?" * len(chunk))
+        for p in conn.execute(
+            f"SELECT item_id, display, missing FROM paths WHERE item_id IN ({marks}) ORDER BY id",
+            chunk,
+        ):
+            paths[p[0]].append({"path": p[1], "missing": bool(p[2])})
+        for j in conn.execute(
+            f"""SELECT item_id, stage, state, error, attempts, version FROM jobs
+                WHERE item_id IN ({marks})""",
+            chunk,
+        ):
+            stages[j[0]][j[1]] = {
+                "state": j[2], "error": j[3] if j[2] != "done" else None,
+                "attempts": j[4], "version": j[5],
+            }
+        for t in conn.execute(
+            f"SELECT item_id, size, path FROM thumbnails WHERE item_id IN ({marks})", chunk
+        ):
+            thumbs[t[0]][t[1]] = t[2]
+    out = []
+    for r in rows:
+        metadata = json.loads(r["metadata"]) if r["metadata"] else None
+        out.append(
+            {
+                "id": r["id"],
+                "hash": r["hash"],
+                "kind": r["kind"],
+                "format": r["format"],
+                "size": r["size"],
+                "paths": [p["path"] for p in paths[r["id"]] if not p["missing"]],
+                "missing_paths": [p["path"] for p in paths[r["id"]] if p["missing"]],
+                "metadata": metadata,
+                "taken_at": r["taken_at"],
+                "thumbnails": thumbs[r["id"]],
+                "stages": stages[r["id"]],
+            }
+        )
+    return out
+
+
+def sessions(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    out = []
+    for s in conn.execute("SELECT * FROM sessions ORDER BY id").fetchall():
+        counts = dict(
+            conn.execute(
+                "SELECT state, count(*) FROM jobs WHERE session_id = ? GROUP BY state", (s["id"],)
+            ).fetchall()
+        )
+        total = sum(counts.values())
+        finished = sum(counts.get(k, 0) for k in ("done", "failed", "dead", "cancelled"))
+        state = s["state"]
+        if state == "processing" and finished == total:
+            state = "done"
+        out.append(
+            {
+                "id": s["id"],
+                "roots": json.loads(s["roots"]),
+                "state": state,
+                "paused": bool(s["paused"]),
+                "started_at": s["started_at"],
+                "files_seen": s["files_seen"],
+                "items_new": s["items_new"],
+                "duplicates": s["duplicates"],
+                "skipped": s["skipped"],
+                "unreadable": s["unreadable"],
+                "jobs": {st: counts.get(st, 0) for st in STATES},
+                "jobs_total": total,
+                "jobs_finished": finished,
+            }
+        )
+    return out
+
+
+def _chunks(seq: Sequence[int], n: int) -> list[Sequence[int]]:
+    return [seq[i : i + n] for i in range(0, len(seq), n)]
+
+

@@ -1,0 +1,195 @@
+"""Schema of `catalog.db`: migrations registered in code, applied in order.
+
+`PRAGMA user_version` holds the number of migrations applied. A migration is a
+function taking a `sqlite_utils.Database`; add new ones at the end, never edit
+an old one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+Migration = Callable[["sqlite_utils.Database"], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_initial(db: sqlite_utils.Database) -> None:
+    run_script(
+        db.conn,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO meta (key, value) VALUES ('seq', 0);
+
+        -- An item is one distinct content (keyed by hash); duplicates are extra paths.
+        CREATE TABLE items (
+            id INTEGER PRIMARY KEY,
+            hash TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,              -- photo | document
+            format TEXT NOT NULL,            -- sniffed from content: jpeg, png, pdf, ..., unknown, empty
+            size INTEGER NOT NULL,
+            width INTEGER, height INTEGER,   -- as displayed (after EXIF orientation)
+            taken_at TEXT,                   -- ISO 8601, local time as recorded
+            taken_at_source TEXT,            -- exif-original | exif-digitized | exif-datetime | pdf | file-mtime
+            camera_make TEXT, camera_model TEXT, lens TEXT,
+            gps_lat REAL, gps_lon REAL,
+            orientation INTEGER,
+            pages INTEGER,
+            title TEXT, author TEXT,
+            metadata TEXT,                   -- JSON: everything the metadata stage found
+            added_at REAL NOT NULL,
+            session_id INTEGER,
+            seq INTEGER NOT NULL
+        );
+        CREATE INDEX items_seq ON items (seq);
+        CREATE INDEX items_taken ON items (taken_at);
+
+        -- Where each item lives. `raw` is the exact bytes of the path so that
+        -- non-UTF-8 names survive; `display` is for people.
+        CREATE TABLE paths (
+            id INTEGER PRIMARY KEY,
+            raw BLOB NOT NULL UNIQUE,
+            display TEXT NOT NULL,
+            item_id INTEGER NOT NULL REFERENCES items (id),
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            session_id INTEGER,
+            missing INTEGER NOT NULL DEFAULT 0,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL
+        );
+        CREATE INDEX paths_item ON paths (item_id);
+
+        -- One import of files/folders: its counters and its pause/cancel flags.
+        CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            roots TEXT NOT NULL,             -- JSON list of display paths
+            state TEXT NOT NULL,             -- scanning | processing | done | cancelled
+            paused INTEGER NOT NULL DEFAULT 0,
+            started_at REAL NOT NULL,
+            scanned_at REAL,
+            files_seen INTEGER NOT NULL DEFAULT 0,
+            items_new INTEGER NOT NULL DEFAULT 0,
+            duplicates INTEGER NOT NULL DEFAULT 0,
+            relinked INTEGER NOT NULL DEFAULT 0,
+            unchanged INTEGER NOT NULL DEFAULT 0,
+            skipped INTEGER NOT NULL DEFAULT 0,
+            unreadable INTEGER NOT NULL DEFAULT 0,
+            seq INTEGER NOT NULL
+        );
+
+        -- Files a scan could not catalogue at all (unreadable, vanished), with the reason.
+        CREATE TABLE scan_problems (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions (id),
+            display TEXT NOT NULL,
+            reason TEXT NOT NULL
+        );
+
+        -- The ledger: one row per (item, stage). The truth about work; Huey only
+        -- carries (job id, token) to a worker.
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            item_id INTEGER NOT NULL REFERENCES items (id),
+            stage TEXT NOT NULL,
+            version TEXT NOT NULL,           -- stage/model version the result belongs to
+            lane TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0,
+            session_id INTEGER,
+            state TEXT NOT NULL,             -- queued | running | done | failed | dead | cancelled
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            error TEXT,
+            not_before REAL NOT NULL DEFAULT 0,  -- retry backoff
+            dispatched INTEGER NOT NULL DEFAULT 0,  -- a message for it is in Huey
+            token INTEGER NOT NULL DEFAULT 0,    -- matches the one message allowed to run it
+            suspect INTEGER NOT NULL DEFAULT 0,  -- was running when a host died: run it alone
+            owner TEXT,                      -- worker host holding it (becomes a lease)
+            lease_until REAL,
+            created_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL,
+            seq INTEGER NOT NULL,
+            UNIQUE (item_id, stage)
+        );
+        CREATE INDEX jobs_feed ON jobs (lane, state, dispatched, priority, id);
+        CREATE INDEX jobs_seq ON jobs (seq);
+        CREATE INDEX jobs_session ON jobs (session_id, state);
+        CREATE INDEX jobs_state ON jobs (state);
+
+        -- Stage results keyed by item, stage and version: re-running is an upsert.
+        CREATE TABLE results (
+            item_id INTEGER NOT NULL REFERENCES items (id),
+            stage TEXT NOT NULL,
+            version TEXT NOT NULL,
+            data TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (item_id, stage, version)
+        );
+
+        CREATE TABLE thumbnails (
+            item_id INTEGER NOT NULL REFERENCES items (id),
+            size TEXT NOT NULL,              -- thumb | preview
+            path TEXT NOT NULL,              -- relative to the library folder
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            PRIMARY KEY (item_id, size)
+        );
+
+        CREATE TABLE lanes (name TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO lanes (name) VALUES ('interactive'), ('import'), ('batch'), ('learning');
+
+        CREATE TABLE watched (
+            id INTEGER PRIMARY KEY,
+            raw BLOB NOT NULL UNIQUE,
+            display TEXT NOT NULL,
+            added_at REAL NOT NULL
+        );
+        """
+    )
+
+
+def run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run statements one by one: `executescript` would commit the open transaction,
+    and a migration must apply whole or not at all."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement: {statement!r}")
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations inside the caller's transaction; returns the version."""
+    version = schema_version(conn)
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"This library was written by a newer Shoebox (schema {version}); "
+            f"this version understands up to {len(MIGRATIONS)}."
+        )
+    if version == len(MIGRATIONS):
+        return version
+    import sqlite_utils  # only when migrating: it costs ~90 ms of CLI start-up
+
+    db = sqlite_utils.Database(conn)
+    for number, fn in enumerate(MIGRATIONS[version:], start=version + 1):
+        fn(db)
+        conn.execute(f"PRAGMA user_version = {number}")
+    return len(MIGRATIONS)
