@@ -1,0 +1,36 @@
+"""Shared fixtures. Qt tests run offscreen; nothing here imports Qt."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("QT_API", "pyside6")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def library_dir(tmp_path: Path) -> Path:
+    return tmp_path / "library"
+
+
+@pytest.fixture
+def library(library_dir: Path) -> Iterator[object]:
+    from engine.library import Library
+
+    lib = Library(library_dir)
+    yield lib
+    lib.close()
+
+
+def cli_env() -> dict[str, str]:
+    """Environment for running `python -m engine.cli` as a child process."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("SHOEBOX_FAULT_CRASH_PATH", None)
+    return env

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.importing.scan import FoundFile, Skipped, walk
+from engine.library import Library
+from tests.engine.helpers import jpeg
+
+
+def _found(entries: list[FoundFile | Skipped]) -> list[str]:
+    return sorted(os.path.basename(e.path) for e in entries if isinstance(e, FoundFile))
+
+
+def test_walk_skips_hidden_special_and_loops_without_hanging(tmp_path: Path) -> None:
+    jpeg(tmp_path / "a" / "one.jpg", 1)
+    jpeg(tmp_path / "a" / ".hidden.jpg", 2)
+    jpeg(tmp_path / ".git" / "inside.jpg", 3)
+    (tmp_path / "a" / "notes.txt").write_text("x")
+    (tmp_path / "Thumbs.db").write_bytes(b"x")
+    os.mkfifo(tmp_path / "a" / "pipe.jpg")
+    os.symlink("..", tmp_path / "a" / "loop")
+    entries = list(walk([str(tmp_path)]))
+    assert _found(entries) == ["one.jpg"]
+    reasons = {os.path.basename(e.path): e.reason for e in entries if isinstance(e, Skipped)}
+    assert reasons["pipe.jpg"] == "special"
+    assert reasons[".hidden.jpg"] == "hidden"
+    assert reasons[".git"] == "hidden"
+    assert reasons["notes.txt"] == "unsupported"
+    assert reasons["Thumbs.db"] == "system"
+    assert "loop" in reasons.values()
+
+
+def test_non_utf8_names_survive_the_catalog(library: Library, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    name = os.fsdecode(b"caf\xe9.jpg")
+    jpeg(src / name, 7)
+    summary = library.import_paths([src])
+    assert summary.items_new == 1
+    raw = library.catalog.read("SELECT raw FROM paths")[0][0]
+    assert bytes(raw).endswith(b"caf\xe9.jpg")
+    assert library.items()[0]["paths"][0].endswith("caf\ufffd.jpg")
+
+
+def test_duplicates_become_paths_of_one_item(library: Library, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    jpeg(src / "a" / "x.jpg", 1)
+    (src / "b").mkdir()
+    shutil.copy(src / "a" / "x.jpg", src / "b" / "x-copy.jpg")
+    jpeg(src / "a" / "y.jpg", 2)
+    summary = library.import_paths([src])
+    assert (summary.files_seen, summary.items_new, summary.duplicates) == (3, 2, 1)
+    items = library.items()
+    assert sorted(len(i["paths"]) for i in items) == [1, 2]
+    jobs = library.catalog.read("SELECT count(*) FROM jobs")[0][0]
+    assert jobs == 4  # two stages per distinct item, none for the duplicate
+
+
+def test_reimport_of_unchanged_folder_hashes_nothing(
+    library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    for i in range(10):
+        jpeg(src / f"{i}.jpg", i)
+    library.import_paths([src])
+    import engine.importing.importer as importer
+
+    def no_hashing(found: FoundFile) -> object:
+        raise AssertionError(f"hashed {found.path} again")
+
+    monkeypatch.setattr(importer, "_hash_or_error", no_hashing)
+    again = library.import_paths([src])
+    assert (again.files_seen, again.unchanged, again.items_new, again.jobs_queued) == (10, 10, 0, 0)
+
+
+def test_moved_file_is_relinked_not_reprocessed(library: Library, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    jpeg(src / "old" / "p.jpg", 1)
+    library.import_paths([src])
+    item_id = library.items()[0]["id"]
+    with library.catalog.write() as conn:  # pretend it was processed
+        conn.execute("UPDATE jobs SET state = 'done'")
+    (src / "new").mkdir()
+    os.rename(src / "old" / "p.jpg", src / "new" / "renamed.jpg")
+    summary = library.import_paths([src])
+    assert (summary.relinked, summary.items_new, summary.missing) == (1, 0, 1)
+    [item] = library.items()
+    assert item["id"] == item_id
+    assert item["paths"] == [str(src / "new" / "renamed.jpg")]
+    assert item["missing_paths"] == [str(src / "old" / "p.jpg")]
+    states = {s["state"] for s in item["stages"].values()}
+    assert states == {"done"}
+
+
+def test_changed_file_becomes_new_content(library: Library, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    jpeg(src / "p.jpg", 1)
+    library.import_paths([src])
+    jpeg(src / "p.jpg", 2)  # edited in another program
+    os.utime(src / "p.jpg", ns=(1, 1_000_000_000))
+    summary = library.import_paths([src])
+    assert summary.items_new == 1
+    items = library.items()
+    assert len(items) == 2
+    assert [len(i["paths"]) for i in items] == [0, 1]  # the old content is kept, without a path
+
+
+def test_bad_files_are_items_and_unreadable_files_are_reported(
+    library: Library, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "empty.jpg").write_bytes(b"")
+    (src / "text.jpg").write_text("not an image")
+    locked = jpeg(src / "locked.jpg", 3)
+    locked.chmod(0)
+    summary = library.import_paths([src])
+    if os.geteuid() == 0:  # root reads anything
+        assert summary.unreadable == 0
+    else:
+        assert summary.unreadable == 1
+    formats = {i["paths"][0].rsplit("/", 1)[1]: i["format"] for i in library.items()}
+    assert formats["empty.jpg"] == "empty"
+    assert formats["text.jpg"] == "unknown"
