@@ -213,12 +213,12 @@ def _render(
             draw.polygon([(x0, y1), ((x0 + x1) // 2, y0), (x1, y1)], fill=colour)
 
     # Low-frequency blotches (cloud/foliage texture) and per-pixel grain, both seeded.
-    tw, th = max(2, w // 24), max(2, h // 24)
-    blotch = _noise((tw, th), rng).resize((w, h), Image.Resampling.BICUBIC)
-    img = Image.blend(img, Image.merge("RGB", (blotch, blotch, blotch)), 0.18)
+    tw, th = max(2, min(w // 24, 96)), max(2, min(h // 24, 72))
+    blotch_alpha = 0.18
+    tex = _noise((tw, th), rng).resize((w, h), Image.Resampling.BILINEAR)
     if grain > 0:
-        g = _noise((w, h), rng)
-        img = Image.blend(img, Image.merge("RGB", (g, g, g)), grain)
+        tex = Image.blend(tex, _noise((w, h), rng), grain / (blotch_alpha + grain))
+    img = Image.blend(img, Image.merge("RGB", (tex, tex, tex)), blotch_alpha + grain)
 
     if marker:
         ImageDraw.Draw(img).rectangle((0, 0, (w + 1) // 2 - 1, (h + 1) // 2 - 1), fill=MARKER_RED)
@@ -355,7 +355,7 @@ def write_large_jpegs(
         if path.is_file() and path.stat().st_size > 0:
             continue
         rng = _rng("large", megapixels, seed, i)
-        img = _render((w, h), rng, marker=False, grain=0.12, shapes=(12, 30))
+        img = _render((w, h), rng, marker=False, grain=rng.uniform(0.07, 0.12), shapes=(12, 30))
         exif = _build_exif(
             orientation=1,
             taken_at=base + timedelta(minutes=17 * i + seed * 100_000),
@@ -423,9 +423,7 @@ def write_tiny_tree(root: Path, count: int, *, per_dir: int = 500) -> int:
         if i % per_dir == 0:
             current_dir = os.path.join(root, f"d{i // per_dir:05d}")
             os.makedirs(current_dir, exist_ok=True)
-        fd = os.open(
-            os.path.join(current_dir, f"t{i:07d}.png"), _O_FLAGS, 0o644
-        )
+        fd = os.open(os.path.join(current_dir, f"t{i:07d}.png"), _O_FLAGS, 0o644)
         try:
             os.write(fd, _tiny_png(i))
         finally:
@@ -493,7 +491,6 @@ class _Builder:
             non_utf8_name=None,
             pdf_multipage=root / "scans" / "statement-2023-Q3.pdf",
         )
-        self._n_files = 0
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -505,8 +502,9 @@ class _Builder:
         return p
 
     def stamp(self, p: Path) -> None:
-        mtime = _MTIME_BASE + 3_600 * self._n_files
-        self._n_files += 1
+        # Derived from the relative path only: independent of root, n_photos and order.
+        rel = os.fsencode(p.relative_to(self.root).as_posix())
+        mtime = _MTIME_BASE + zlib.crc32(rel) % (365 * 86_400)
         os.utime(p, (mtime, mtime))
         self.corpus.mtimes[p] = mtime
 
@@ -582,7 +580,10 @@ class _Builder:
             gps: tuple[float, float] | None = None
             if i % 5 == 1:
                 lat, lon = _PLACES[(i // 5) % len(_PLACES)]
-                gps = (round(lat + rng.uniform(-0.01, 0.01), 6), round(lon + rng.uniform(-0.01, 0.01), 6))
+                gps = (
+                    round(lat + rng.uniform(-0.01, 0.01), 6),
+                    round(lon + rng.uniform(-0.01, 0.01), 6),
+                )
             orientation: int | None = 1
             if i % 8 == 5:
                 orientation = 6
@@ -658,15 +659,17 @@ class _Builder:
 
         # GIF: two static, one animated (3 frames).
         for j in range(2):
-            img = _render((320 + 20 * j, 240), _rng("gif", j), marker=False, grain=0.0).quantize(128)
+            img = _render((320 + 20 * j, 240), _rng("gif", j), marker=False, grain=0.0)
+            img = img.quantize(128)
             self.image(f"gifs/static_{j}.gif", img, "GIF")
         frames = [
             _render((200, 150), _rng("gif", "anim", f), marker=False, grain=0.0).quantize(64)
             for f in range(3)
         ]
         p = self.path("gifs/animated.gif")
-        frames[0].save(p, format="GIF", save_all=True, append_images=frames[1:], duration=200,
-                       loop=0)
+        frames[0].save(
+            p, format="GIF", save_all=True, append_images=frames[1:], duration=200, loop=0
+        )
         self.good(p, frames[0].size)
 
         # TIFF: RGB LZW, RGB uncompressed (.tif), greyscale deflate, 1-bit G4 fax-style scan.
@@ -693,7 +696,9 @@ class _Builder:
             img = _render((384 - 32 * j, 288), _rng("heic", j), marker=False, grain=0.04)
             self.image(f"2022/phone/{name}", img, "HEIF", quality=70)
 
-    def _document_page(self, size: tuple[int, int], heading: str, rng: random.Random) -> Image.Image:
+    def _document_page(
+        self, size: tuple[int, int], heading: str, rng: random.Random
+    ) -> Image.Image:
         page = Image.new("RGB", size, (250, 249, 244))
         draw = ImageDraw.Draw(page)
         try:
@@ -741,8 +746,15 @@ class _Builder:
 
         receipt = self._document_page((600, 900), "Receipt", _rng("pdf", "receipt"))
         q = self.path("scans/receipts/receipt-0001.pdf")
-        receipt.save(q, format="PDF", resolution=100.0, title="Receipt", author="Corner Shop",
-                     creationDate=fixed, modDate=fixed)
+        receipt.save(
+            q,
+            format="PDF",
+            resolution=100.0,
+            title="Receipt",
+            author="Corner Shop",
+            creationDate=fixed,
+            modDate=fixed,
+        )
         self.good(q)
         self.corpus.pdf_pages[q] = 1
         self.corpus.pdf_info[q] = {"title": "Receipt", "author": "Corner Shop"}
@@ -781,8 +793,9 @@ class _Builder:
         self.copy(a3, "2019/summer/IMG_fireworks_backup.jpg")
 
     def loop_dir(self) -> None:
-        spec = ExifSpec(taken_at=datetime(2017, 1, 2, 3, 4, 5), orientation=1,
-                        date_tag="DateTimeOriginal")
+        spec = ExifSpec(
+            taken_at=datetime(2017, 1, 2, 3, 4, 5), orientation=1, date_tag="DateTimeOriginal"
+        )
         self.jpeg("loop/inside.jpg", (400, 300), 40_000, spec)
         link = self.root / "loop" / "back"
         if link.is_symlink():
@@ -794,8 +807,12 @@ class _Builder:
         self.corpus.symlink_loop = link
 
     def bad_files(self) -> None:
-        src = write_jpeg(self.root / "incoming" / ".tmp-trunc.jpg", (640, 480), seed=50_000,
-                         taken_at=datetime(2020, 2, 2, 2, 2, 2))
+        src = write_jpeg(
+            self.root / "incoming" / ".tmp-trunc.jpg",
+            (640, 480),
+            seed=50_000,
+            taken_at=datetime(2020, 2, 2, 2, 2, 2),
+        )
         data = src.read_bytes()
         src.unlink()
         bad = self.corpus.bad
@@ -817,16 +834,21 @@ class _Builder:
         p = write_jpeg(self.path("2020/.thumbnails/cached.jpg"), (160, 120), seed=60_002)
         self.stamp(p)
         sk.append(p)
-        sk.append(self.raw("2019/summer/Thumbs.db", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 56))
+        ole_header = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 56
+        sk.append(self.raw("2019/summer/Thumbs.db", ole_header))
         sk.append(self.raw("2019/summer/desktop.ini", b"[.ShellClassInfo]\r\nIconResource=x\r\n"))
         sk.append(self.raw("scans/notes.txt", b"Remember to scan the 2018 tax letters.\n"))
 
     def specials(self) -> None:
         # Non-UTF-8 file name (valid JPEG).  Filesystems that insist on UTF-8 refuse it.
         name = os.fsdecode(b"caf\xe9-terrace.jpg")
-        spec = ExifSpec(taken_at=datetime(2016, 9, 9, 9, 9, 9), make="Canon",
-                        model="Canon PowerShot G7 X", orientation=1,
-                        date_tag="DateTimeOriginal")
+        spec = ExifSpec(
+            taken_at=datetime(2016, 9, 9, 9, 9, 9),
+            make="Canon",
+            model="Canon PowerShot G7 X",
+            orientation=1,
+            date_tag="DateTimeOriginal",
+        )
         try:
             p = self.jpeg(f"2019/summer/{name}", (400, 300), 70_000, spec)
         except (OSError, UnicodeError):
