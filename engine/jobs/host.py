@@ -135,6 +135,7 @@ class WorkerHost:
         self.ctx = StageContext(library_dir)
         self.stats = HostStats()
         self._stop = threading.Event()
+        self._feed_wake = threading.Event()  # set when a job finishes: refill at once
         self._feeder: threading.Thread | None = None
         self._lanes: dict[str, _Lane] = {}
         self._lock_fd: int | None = None
@@ -181,6 +182,7 @@ class WorkerHost:
         if not self._running:
             return
         self._stop.set()
+        self._feed_wake.set()
         if self._feeder is not None:
             self._feeder.join()
         for lane in self._lanes.values():
@@ -227,7 +229,8 @@ class WorkerHost:
                 self.feed_once()
             except Exception:
                 log.exception("feeder failed; trying again")
-            self._stop.wait(FEED_INTERVAL_S)
+            self._feed_wake.wait(FEED_INTERVAL_S)
+            self._feed_wake.clear()
 
     def feed_once(self) -> int:
         conn = self.catalog.conn
@@ -281,6 +284,12 @@ class WorkerHost:
         if job is None:
             return
         self.stats.started += 1
+        try:
+            self._run_claimed(job)
+        finally:
+            self._feed_wake.set()
+
+    def _run_claimed(self, job: ledger.ClaimedJob) -> None:
         try:
             item = load_item_ref(self.catalog, job.item_id)
             faults.maybe_crash(item)
