@@ -650,9 +650,9 @@ class _Builder:
         # WebP: lossy, lossless, lossy with alpha.
         for j in range(2):
             img = _render((800, 600 - 50 * j), _rng("webp", j), marker=False)
-            self.image(f"2021/web/download_{j}.webp", img, "WEBP", quality=80)
+            self.image(f"2021/web/download_{j}.webp", img, "WEBP", quality=80, method=2)
         img = _render((300, 300), _rng("webp", "lossless"), marker=False, grain=0.0)
-        self.image("2021/web/icon-lossless.webp", img, "WEBP", lossless=True)
+        self.image("2021/web/icon-lossless.webp", img, "WEBP", lossless=True, method=1)
         img = _render((360, 240), _rng("webp", "alpha"), marker=False).convert("RGBA")
         img.putalpha(Image.linear_gradient("L").resize((360, 240)))
         self.image("2021/web/fade.webp", img, "WEBP", quality=75)

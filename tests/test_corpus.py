@@ -96,7 +96,7 @@ def test_counts_and_layout(corpus: Corpus) -> None:
     assert len(files) >= 200
     assert len(corpus.good) >= 200
     assert len(set(files)) == len(files), "good/bad/skipped overlap"
-    suffixes = defaultdict(int)
+    suffixes: defaultdict[str, int] = defaultdict(int)
     for p in corpus.good:
         suffixes[p.suffix.lower()] += 1
     assert suffixes[".jpg"] + suffixes[".jpeg"] >= 200
@@ -161,7 +161,7 @@ def test_all_other_contents_distinct(corpus: Corpus) -> None:
     for group in by_hash.values():
         if len(group) > 1:
             first = next(iter(group))
-            assert component.get(first) == group, sorted(map(str, group))
+            assert component.get(first) == frozenset(group), sorted(map(str, group))
 
 
 def test_orientations_upright_after_transpose(corpus: Corpus) -> None:
