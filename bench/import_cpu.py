@@ -97,22 +97,27 @@ def main() -> None:
             assert done == 2 * len(files), done
             runs.append(first)
             reimports.append(reimport)
-        print(f"round: reference {refs[-1]:.2f}s, shoebox {runs[-1]:.2f}s, "
-              f"re-import {reimports[-1]:.3f}s", flush=True)
+        print(
+            f"round: reference {refs[-1]:.2f}s, shoebox {runs[-1]:.2f}s, "
+            f"re-import {reimports[-1]:.3f}s",
+            flush=True,
+        )
     ref_s, sb_s = min(refs), min(runs)
-    emit({
-        "benchmark": "import_cpu",
-        "files": len(files),
-        "megapixels": 12,
-        "workers": WORKERS,
-        "cpus": cpu_count(),
-        "reference_s": round(ref_s, 3),
-        "shoebox_s": round(sb_s, 3),
-        "files_per_s": round(len(files) / sb_s, 2),
-        "ratio": round(ref_s / sb_s, 3),
-        "reimport_s": round(min(reimports), 4),
-        "reimport_fraction": round(min(reimports) / sb_s, 4),
-    })
+    emit(
+        {
+            "benchmark": "import_cpu",
+            "files": len(files),
+            "megapixels": 12,
+            "workers": WORKERS,
+            "cpus": cpu_count(),
+            "reference_s": round(ref_s, 3),
+            "shoebox_s": round(sb_s, 3),
+            "files_per_s": round(len(files) / sb_s, 2),
+            "ratio": round(ref_s / sb_s, 3),
+            "reimport_s": round(min(reimports), 4),
+            "reimport_fraction": round(min(reimports) / sb_s, 4),
+        }
+    )
 
 
 if __name__ == "__main__":

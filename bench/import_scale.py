@@ -75,19 +75,21 @@ def main() -> None:
         done = int(lib.catalog.read("SELECT count(*) FROM jobs WHERE state = 'done'")[0][0])
         lib.close()
 
-    emit({
-        "benchmark": "import_scale",
-        "files": summary.files_seen,
-        "items_new": summary.items_new,
-        "jobs_done": done,
-        "catalogue_s": round(catalogued_s, 2),
-        "catalogue_files_per_s": round(summary.files_seen / catalogued_s, 1),
-        "total_s": round(total_s, 2),
-        "baseline_rss_mb": round(baseline_mb, 1),
-        "peak_rss_mb": round(max(peak_rss_mb(), *rss_samples, 0.0), 1),
-        "max_queue_messages": max_messages,
-        "queue_bound": bound,
-    })
+    emit(
+        {
+            "benchmark": "import_scale",
+            "files": summary.files_seen,
+            "items_new": summary.items_new,
+            "jobs_done": done,
+            "catalogue_s": round(catalogued_s, 2),
+            "catalogue_files_per_s": round(summary.files_seen / catalogued_s, 1),
+            "total_s": round(total_s, 2),
+            "baseline_rss_mb": round(baseline_mb, 1),
+            "peak_rss_mb": round(max(peak_rss_mb(), *rss_samples, 0.0), 1),
+            "max_queue_messages": max_messages,
+            "queue_bound": bound,
+        }
+    )
 
 
 if __name__ == "__main__":

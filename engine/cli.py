@@ -39,19 +39,23 @@ def cmd_import(args: argparse.Namespace) -> int:
     if missing:
         print(f"shoebox: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
-    progress = None
-    if not args.json and sys.stderr.isatty():
-        def progress(s: Any) -> None:
-            print(f"\rcatalogued {s.files_seen} files, {s.items_new} new", end="", file=sys.stderr)
-    summary = lib.import_paths(args.paths, progress=progress)
-    if progress:
+    interactive = not args.json and sys.stderr.isatty()
+
+    def progress(s: Any) -> None:
+        print(f"\rcatalogued {s.files_seen} files, {s.items_new} new", end="", file=sys.stderr)
+
+    summary = lib.import_paths(args.paths, progress=progress if interactive else None)
+    if interactive:
         print(file=sys.stderr)
     if args.wait and not summary.cancelled:
+
         def restarted(code: int) -> None:
             print(f"shoebox: the worker stopped (status {code}); restarting it", file=sys.stderr)
 
         run_until_done(
-            lib.root, summary.session_id, lambda: lib.pending_work(summary.session_id),
+            lib.root,
+            summary.session_id,
+            lambda: lib.pending_work(summary.session_id),
             on_restart=restarted,
         )
     result = lib.session_summary(summary.session_id).as_dict()
@@ -109,8 +113,10 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         _emit(data)
     else:
         for s in data:
-            print(f"{s['id']:>4} {s['state']:<11} {s['jobs_finished']}/{s['jobs_total']} "
-                  f"{', '.join(s['roots'])}")
+            print(
+                f"{s['id']:>4} {s['state']:<11} {s['jobs_finished']}/{s['jobs_total']} "
+                f"{', '.join(s['roots'])}"
+            )
     lib.close()
     return 0
 
@@ -144,9 +150,16 @@ def cmd_work(args: argparse.Namespace) -> int:
     finally:
         host.stop()
     if args.json:
-        _emit({"done": host.stats.done, "failed": host.stats.failed, "dead": host.stats.dead,
-               "retried": host.stats.retried, "recovered": host.stats.recovered,
-               "max_queue_messages": host.stats.max_queue_messages})
+        _emit(
+            {
+                "done": host.stats.done,
+                "failed": host.stats.failed,
+                "dead": host.stats.dead,
+                "retried": host.stats.retried,
+                "recovered": host.stats.recovered,
+                "max_queue_messages": host.stats.max_queue_messages,
+            }
+        )
     lib.close()
     return 0
 
@@ -191,8 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Shoebox: a local-first organizer for your photos and scanned documents. "
         "With no command, opens the app.",
     )
-    parser.add_argument("--library", metavar="DIR", help="library folder (default: %(default)s)",
-                        default=os.environ.get("SHOEBOX_LIBRARY"))
+    parser.add_argument(
+        "--library",
+        metavar="DIR",
+        help="library folder (default: %(default)s)",
+        default=os.environ.get("SHOEBOX_LIBRARY"),
+    )
     json_flag = argparse.ArgumentParser(add_help=False)
     json_flag.add_argument("--json", action="store_true", help="machine-readable output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

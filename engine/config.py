@@ -52,9 +52,7 @@ def _from_dict(data: dict[str, Any]) -> Settings:
     if "import" in workers:
         workers["import_"] = workers.pop("import")
     known_lanes = {f.name for f in fields(WorkerSettings)}
-    settings.workers = WorkerSettings(
-        **{k: int(v) for k, v in workers.items() if k in known_lanes}
-    )
+    settings.workers = WorkerSettings(**{k: int(v) for k, v in workers.items() if k in known_lanes})
     return settings
 
 

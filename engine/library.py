@@ -68,11 +68,15 @@ class Library:
     def setup_logging(self, level: int = logging.INFO) -> None:
         """Full tracebacks go to logs/shoebox.log; reasons in the catalog stay short."""
         handler = RotatingFileHandler(
-            self.root / "logs" / "shoebox.log", maxBytes=5_000_000, backupCount=3,
+            self.root / "logs" / "shoebox.log",
+            maxBytes=5_000_000,
+            backupCount=3,
             encoding="utf-8",
         )
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(process)d %(threadName)s %(name)s %(levelname)s %(message)s")
+            logging.Formatter(
+                "%(asctime)s %(process)d %(threadName)s %(name)s %(levelname)s %(message)s"
+            )
         )
         root = logging.getLogger()
         root.addHandler(handler)
@@ -104,14 +108,21 @@ class Library:
                WHERE session_id = ? AND state IN ('failed', 'dead')""",
             (session_id,),
         )[0][0]
-        queued = self.catalog.read(
-            "SELECT count(*) FROM jobs WHERE session_id = ?", (session_id,)
-        )[0][0]
+        queued = self.catalog.read("SELECT count(*) FROM jobs WHERE session_id = ?", (session_id,))[
+            0
+        ][0]
         return ImportSummary(
-            session_id=session_id, files_seen=row["files_seen"], items_new=row["items_new"],
-            duplicates=row["duplicates"], relinked=row["relinked"], unchanged=row["unchanged"],
-            skipped=row["skipped"], unreadable=row["unreadable"], jobs_queued=queued,
-            failed=int(failed) + int(row["unreadable"]), cancelled=row["state"] == "cancelled",
+            session_id=session_id,
+            files_seen=row["files_seen"],
+            items_new=row["items_new"],
+            duplicates=row["duplicates"],
+            relinked=row["relinked"],
+            unchanged=row["unchanged"],
+            skipped=row["skipped"],
+            unreadable=row["unreadable"],
+            jobs_queued=queued,
+            failed=int(failed) + int(row["unreadable"]),
+            cancelled=row["state"] == "cancelled",
         )
 
     # -- control -----------------------------------------------------------------
@@ -159,9 +170,9 @@ class Library:
     def changes_since(self, seq: int) -> Changes:
         conn = self.catalog.conn
         now_seq = current_seq(conn)
-        items = {
-            r[0] for r in conn.execute("SELECT item_id FROM jobs WHERE seq > ?", (seq,))
-        } | {r[0] for r in conn.execute("SELECT id FROM items WHERE seq > ?", (seq,))}
+        items = {r[0] for r in conn.execute("SELECT item_id FROM jobs WHERE seq > ?", (seq,))} | {
+            r[0] for r in conn.execute("SELECT id FROM items WHERE seq > ?", (seq,))
+        }
         sessions = [r[0] for r in conn.execute("SELECT id FROM sessions WHERE seq > ?", (seq,))]
         return Changes(now_seq, sorted(items), sessions)
 
@@ -181,9 +192,7 @@ class Library:
         return sessions(self.catalog.conn)
 
     def lane_paused(self) -> dict[str, bool]:
-        return {
-            r[0]: bool(r[1]) for r in self.catalog.read("SELECT name, paused FROM lanes")
-        }
+        return {r[0]: bool(r[1]) for r in self.catalog.read("SELECT name, paused FROM lanes")}
 
 
 def open_library(root: Path | str) -> Library:

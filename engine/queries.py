@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -43,7 +42,7 @@ def status(conn: sqlite3.Connection) -> dict[str, Any]:
 
 
 def items(conn: sqlite3.Connection, item_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
-    where, params = "", ()
+    where, params = "", ()  # type: tuple[str, tuple[int, ...]]
     if item_ids is not None:
         where = f"WHERE i.id IN ({','.join('?' * len(item_ids))})"
         params = tuple(item_ids)
@@ -65,8 +64,10 @@ def items(conn: sqlite3.Connection, item_ids: Sequence[int] | None = None) -> li
             chunk,
         ):
             stages[j[0]][j[1]] = {
-                "state": j[2], "error": j[3] if j[2] != "done" else None,
-                "attempts": j[4], "version": j[5],
+                "state": j[2],
+                "error": j[3] if j[2] != "done" else None,
+                "attempts": j[4],
+                "version": j[5],
             }
         for t in conn.execute(
             f"SELECT item_id, size, path FROM thumbnails WHERE item_id IN ({marks})", chunk
@@ -128,5 +129,3 @@ def sessions(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 def _chunks(seq: Sequence[int], n: int) -> list[Sequence[int]]:
     return [seq[i : i + n] for i in range(0, len(seq), n)]
-
-

@@ -3,16 +3,39 @@
 from __future__ import annotations
 
 PHOTO_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp",
-     ".heic", ".heif", ".hif"}
+    {
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".webp",
+        ".gif",
+        ".tif",
+        ".tiff",
+        ".bmp",
+        ".heic",
+        ".heif",
+        ".hif",
+    }
 )
 DOCUMENT_EXTENSIONS = frozenset({".pdf"})
 SUPPORTED_EXTENSIONS = PHOTO_EXTENSIONS | DOCUMENT_EXTENSIONS
 
 # Names that operating systems and NAS boxes sprinkle into folders.
 SYSTEM_NAMES = frozenset(
-    {"thumbs.db", "desktop.ini", ".ds_store", "@eadir", "$recycle.bin", "lost+found",
-     "system volume information", ".spotlight-v100", ".trashes", ".fseventsd"}
+    {
+        "thumbs.db",
+        "desktop.ini",
+        ".ds_store",
+        "@eadir",
+        "$recycle.bin",
+        "lost+found",
+        "system volume information",
+        ".spotlight-v100",
+        ".trashes",
+        ".fseventsd",
+    }
 )
 
 HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})

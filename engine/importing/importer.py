@@ -178,7 +178,8 @@ class Importer:
                     kind = kind_for(fmt, os.path.splitext(found.path)[1].lower())
                     item_id = int(
                         conn.execute(
-                            """INSERT INTO items (hash, kind, format, size, added_at, session_id, seq)
+                            """INSERT INTO items
+                                 (hash, kind, format, size, added_at, session_id, seq)
                                VALUES (?, ?, ?, ?, ?, ?, ?)""",
                             (digest, kind, fmt, size, now, summary.session_id, seq),
                         ).lastrowid
@@ -186,8 +187,14 @@ class Importer:
                     )
                     summary.items_new += 1
                     summary.jobs_queued += add_jobs_for_item(
-                        conn, self.registry, self.settings, item_id, kind, summary.session_id,
-                        seq, now,
+                        conn,
+                        self.registry,
+                        self.settings,
+                        item_id,
+                        kind,
+                        summary.session_id,
+                        seq,
+                        now,
                     )
                 else:
                     item_id = int(row[0])
@@ -206,8 +213,16 @@ class Importer:
                        ON CONFLICT (raw) DO UPDATE SET item_id = excluded.item_id,
                          size = excluded.size, mtime_ns = excluded.mtime_ns, missing = 0,
                          last_seen = excluded.last_seen""",
-                    (raw, display_path(found.path), item_id, found.size, found.mtime_ns,
-                     summary.session_id, now, now),
+                    (
+                        raw,
+                        display_path(found.path),
+                        item_id,
+                        found.size,
+                        found.mtime_ns,
+                        summary.session_id,
+                        now,
+                        now,
+                    ),
                 )
                 known[raw] = _Known(0, item_id, found.size, found.mtime_ns, False)
             self._write_counters(conn, summary, seq)
@@ -228,7 +243,8 @@ class Importer:
 
     def _mark_missing(self, known: dict[bytes, _Known], seen: set[bytes]) -> int:
         gone = [
-            raw for raw, k in known.items()
+            raw
+            for raw, k in known.items()
             if raw not in seen and not k.missing and not os.path.lexists(os.fsdecode(raw))
         ]
         if not gone:
@@ -255,8 +271,17 @@ class Importer:
         conn.execute(
             """UPDATE sessions SET files_seen = ?, items_new = ?, duplicates = ?, relinked = ?,
                    unchanged = ?, skipped = ?, unreadable = ?, seq = ? WHERE id = ?""",
-            (summary.files_seen, summary.items_new, summary.duplicates, summary.relinked,
-             summary.unchanged, summary.skipped, summary.unreadable, seq, summary.session_id),
+            (
+                summary.files_seen,
+                summary.items_new,
+                summary.duplicates,
+                summary.relinked,
+                summary.unchanged,
+                summary.skipped,
+                summary.unreadable,
+                seq,
+                summary.session_id,
+            ),
         )
 
     def _finish_session(self, summary: ImportSummary) -> None:

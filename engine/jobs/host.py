@@ -58,6 +58,9 @@ class _Worker(Worker):  # type: ignore[misc]
     """A Huey worker that wakes as soon as the feeder enqueues, instead of polling idle."""
 
     wake: threading.Event
+    delay: float
+    max_delay: float
+    backoff: float
 
     def sleep(self) -> None:
         if self.delay > self.max_delay:
@@ -73,8 +76,14 @@ class _EmbeddedConsumer(Consumer):  # type: ignore[misc]
     def __init__(self, huey: SqliteHuey, workers: int, wake: threading.Event) -> None:
         self._wake = wake
         super().__init__(
-            huey, workers=workers, worker_type="thread", periodic=False,
-            initial_delay=0.05, backoff=1.5, max_delay=0.5, check_worker_health=True,
+            huey,
+            workers=workers,
+            worker_type="thread",
+            periodic=False,
+            initial_delay=0.05,
+            backoff=1.5,
+            max_delay=0.5,
+            check_worker_health=True,
             health_check_interval=2,
         )
 
@@ -151,14 +160,14 @@ class WorkerHost:
         _current_host = self
         try:
             queue_db = str(self.library_dir / "queue.db")
-            for lane in LANES:
-                huey = SqliteHuey(name=lane, filename=queue_db, results=False, fsync=False)
+            for name in LANES:
+                huey = SqliteHuey(name=name, filename=queue_db, results=False, fsync=False)
                 huey.flush()  # messages are a cache of the ledger; recovery re-feeds
                 task = huey.task(name=TASK_NAME)(run_job)
                 wake = threading.Event()
-                workers = max(1, self.settings.workers.for_lane(lane))
+                workers = max(1, self.settings.workers.for_lane(name))
                 consumer = _EmbeddedConsumer(huey, workers, wake)
-                self._lanes[lane] = _Lane(lane, workers, huey, consumer, wake, task)
+                self._lanes[name] = _Lane(name, workers, huey, consumer, wake, task)
             with self.catalog.write() as conn:
                 self.stats.recovered = ledger.recover(conn, time.time())
             if any(self.stats.recovered.values()):
@@ -269,7 +278,8 @@ class WorkerHost:
             waiting = lane.huey.pending_count()
             lane.max_messages_seen = max(lane.max_messages_seen, waiting)
             self.stats.max_queue_messages = max(
-                self.stats.max_queue_messages, sum(x.max_messages_seen for x in self._lanes.values())
+                self.stats.max_queue_messages,
+                sum(x.max_messages_seen for x in self._lanes.values()),
             )
 
     def queue_messages(self) -> dict[str, int]:
@@ -303,7 +313,11 @@ class WorkerHost:
         except Exception as exc:
             log.error(
                 "job %s (%s of item %s) failed, attempt %s/%s:\n%s",
-                job.id, job.stage, job.item_id, job.attempts, job.max_attempts,
+                job.id,
+                job.stage,
+                job.item_id,
+                job.attempts,
+                job.max_attempts,
                 traceback.format_exc(),
             )
             self._record_error(job, readable_reason(exc), permanent=False)
@@ -351,7 +365,11 @@ def load_item_ref(catalog: Catalog, item_id: int) -> ItemRef:
         "SELECT raw, mtime_ns FROM paths WHERE item_id = ? ORDER BY missing, id", (item_id,)
     ).fetchall()
     return ItemRef(
-        id=row[0], hash=row[1], kind=row[2], format=row[3], size=row[4],
+        id=row[0],
+        hash=row[1],
+        kind=row[2],
+        format=row[3],
+        size=row[4],
         paths=tuple(os.fsdecode(bytes(p[0])) for p in paths),
         mtime_ns=min((p[1] for p in paths), default=None),
     )

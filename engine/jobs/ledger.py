@@ -66,8 +66,16 @@ def add_jobs_for_item(
                                  created_at, seq)
                VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)
                ON CONFLICT (item_id, stage) DO NOTHING""",
-            (item_id, stage.name, stage.version, stage.lane, session_id, settings.max_attempts,
-             now, seq),
+            (
+                item_id,
+                stage.name,
+                stage.version,
+                stage.lane,
+                session_id,
+                settings.max_attempts,
+                now,
+                seq,
+            ),
         )
         added += cur.rowcount
     return added
@@ -99,7 +107,9 @@ def take_for_dispatch(
     return taken
 
 
-def take_suspect(conn: sqlite3.Connection, lanes: Sequence[str], now: float) -> tuple[str, int, int] | None:
+def take_suspect(
+    conn: sqlite3.Connection, lanes: Sequence[str], now: float
+) -> tuple[str, int, int] | None:
     """Dispatch one job that was running when a host died, to run alone.
 
     Only when nothing else runs or waits in Huey: if it crashes the host again,
@@ -107,7 +117,8 @@ def take_suspect(conn: sqlite3.Connection, lanes: Sequence[str], now: float) -> 
     Returns (lane, job id, token).
     """
     busy = conn.execute(
-        "SELECT 1 FROM jobs WHERE state = 'running' OR (state = 'queued' AND dispatched = 1) LIMIT 1"
+        """SELECT 1 FROM jobs
+           WHERE state = 'running' OR (state = 'queued' AND dispatched = 1) LIMIT 1"""
     ).fetchone()
     if busy:
         return None
@@ -129,9 +140,12 @@ def take_suspect(conn: sqlite3.Connection, lanes: Sequence[str], now: float) -> 
 
 
 def has_suspects(conn: sqlite3.Connection) -> bool:
-    return conn.execute(
-        "SELECT 1 FROM jobs WHERE suspect = 1 AND state IN ('queued', 'running') LIMIT 1"
-    ).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM jobs WHERE suspect = 1 AND state IN ('queued', 'running') LIMIT 1"
+        ).fetchone()
+        is not None
+    )
 
 
 def claim(
@@ -172,7 +186,7 @@ def backoff_delay(attempts: int, settings: Settings, rng: random.Random | None =
     """Exponential backoff with full jitter, capped."""
     rng = rng or random.Random()
     ceiling = min(settings.retry_cap_s, settings.retry_base_s * (2 ** max(attempts - 1, 0)))
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+    return float(ceiling / 2 + rng.uniform(0, ceiling / 2))
 
 
 def finish_error(
@@ -202,7 +216,9 @@ def finish_error(
     return state
 
 
-def recover(conn: sqlite3.Connection, now: float, owners: Sequence[str] | None = None) -> dict[str, int]:
+def recover(
+    conn: sqlite3.Connection, now: float, owners: Sequence[str] | None = None
+) -> dict[str, int]:
     """After a crash: put orphaned running jobs back (or dead-letter them), forget dispatches.
 
     `owners=None` means every running job is an orphan: true for the embedded host,
@@ -253,7 +269,7 @@ def retry(
     cur = conn.execute(
         f"""UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, not_before = 0,
                             dispatched = 0, suspect = 0, finished_at = NULL, seq = ?
-            WHERE {' AND '.join(where)}""",
+            WHERE {" AND ".join(where)}""",
         (seq, *params),
     )
     return cur.rowcount
@@ -261,9 +277,7 @@ def retry(
 
 def cancel_session(conn: sqlite3.Connection, session_id: int, now: float) -> int:
     seq = next_seq(conn)
-    conn.execute(
-        "UPDATE sessions SET state = 'cancelled', seq = ? WHERE id = ?", (seq, session_id)
-    )
+    conn.execute("UPDATE sessions SET state = 'cancelled', seq = ? WHERE id = ?", (seq, session_id))
     return conn.execute(
         """UPDATE jobs SET state = 'cancelled', error = 'Import cancelled.', dispatched = 0,
                            finished_at = ?, seq = ?

@@ -37,7 +37,9 @@ class HostProcess:
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen(
-            host_command(self.library_dir, *self.args), env=env, stdin=subprocess.DEVNULL,
+            host_command(self.library_dir, *self.args),
+            env=env,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C in the terminal goes to us; we stop it gracefully
         )
 

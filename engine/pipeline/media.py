@@ -24,8 +24,14 @@ _heif_registered = False
 _heif_lock = threading.Lock()
 
 FORMAT_NAMES = {
-    "jpeg": "JPEG", "png": "PNG", "gif": "GIF", "webp": "WebP", "tiff": "TIFF",
-    "bmp": "BMP", "heif": "HEIC/HEIF", "pdf": "PDF",
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "gif": "GIF",
+    "webp": "WebP",
+    "tiff": "TIFF",
+    "bmp": "BMP",
+    "heif": "HEIC/HEIF",
+    "pdf": "PDF",
 }
 
 
@@ -108,7 +114,9 @@ def open_image(item: ItemRef) -> Iterator[Image.Image]:
 
 
 def _too_large_reason(message: str) -> str:
-    digits = [int(tok) for tok in message.replace("(", " ").replace(")", " ").split() if tok.isdigit()]
+    digits = [
+        int(tok) for tok in message.replace("(", " ").replace(")", " ").split() if tok.isdigit()
+    ]
     pixels = f" ({digits[0]:,} pixels)" if digits else ""
     return f"The image is too large to open safely{pixels}."
 

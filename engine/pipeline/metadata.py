@@ -29,8 +29,19 @@ LENS_MAKE, LENS_MODEL = 0xA433, 0xA434
 GPS_LAT_REF, GPS_LAT, GPS_LON_REF, GPS_LON, GPS_ALT_REF, GPS_ALT = 1, 2, 3, 4, 5, 6
 
 ITEM_COLUMNS = (
-    "width", "height", "taken_at", "taken_at_source", "camera_make", "camera_model", "lens",
-    "gps_lat", "gps_lon", "orientation", "pages", "title", "author",
+    "width",
+    "height",
+    "taken_at",
+    "taken_at_source",
+    "camera_make",
+    "camera_model",
+    "lens",
+    "gps_lat",
+    "gps_lon",
+    "orientation",
+    "pages",
+    "title",
+    "author",
 )
 
 
@@ -109,7 +120,8 @@ def _mtime_iso(item: ItemRef, path: str) -> str:
 
 def photo_metadata(item: ItemRef) -> dict[str, Any]:
     with open_image(item) as img:
-        path = img.filename if isinstance(getattr(img, "filename", None), str) else item.paths[0]
+        filename = getattr(img, "filename", None)
+        path = filename if isinstance(filename, str) else item.paths[0]
         try:
             exif = img.getexif()
             exif_ifd = exif.get_ifd(EXIF_IFD) if exif else {}
@@ -231,7 +243,11 @@ class MetadataStage:
         assignments = ", ".join(f"{col} = ?" for col in ITEM_COLUMNS)
         conn.execute(
             f"UPDATE items SET {assignments}, metadata = ?, seq = ? WHERE id = ?",
-            (*(data.get(col) for col in ITEM_COLUMNS), json.dumps(data, sort_keys=True), seq,
-             item.id),
+            (
+                *(data.get(col) for col in ITEM_COLUMNS),
+                json.dumps(data, sort_keys=True),
+                seq,
+                item.id,
+            ),
         )
         upsert_result(conn, item.id, self.name, self.version, data)

@@ -99,10 +99,7 @@ def make_thumbnails(item: ItemRef, library_dir: Path) -> dict[str, dict[str, int
     from PIL import Image
 
     try:
-        if item.format == "pdf":
-            image = render_pdf_page(item)
-        else:
-            image = decode_photo(item)
+        image = render_pdf_page(item) if item.format == "pdf" else decode_photo(item)
         preview = image.copy() if max(image.size) > PREVIEW_PX else image
         if preview is not image:
             preview.thumbnail((PREVIEW_PX, PREVIEW_PX), Image.Resampling.BICUBIC, reducing_gap=2.0)
@@ -130,7 +127,8 @@ class ThumbnailStage:
     def store(self, conn: sqlite3.Connection, item: ItemRef, output: StageOutput, seq: int) -> None:
         for size, info in output.data.items():
             conn.execute(
-                """INSERT INTO thumbnails (item_id, size, path, width, height) VALUES (?, ?, ?, ?, ?)
+                """INSERT INTO thumbnails (item_id, size, path, width, height)
+                   VALUES (?, ?, ?, ?, ?)
                    ON CONFLICT (item_id, size) DO UPDATE SET
                      path = excluded.path, width = excluded.width, height = excluded.height""",
                 (item.id, size, info["path"], info["width"], info["height"]),

@@ -8,6 +8,7 @@ with "database is locked".
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -69,16 +70,16 @@ class Catalog:
             raise
         conn.execute("COMMIT")
 
-    def read(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> list[sqlite3.Row]:
+    def read(
+        self, sql: str, params: tuple[object, ...] | dict[str, object] = ()
+    ) -> list[sqlite3.Row]:
         return self.conn.execute(sql, params).fetchall()
 
     def close(self) -> None:
         with self._lock:
             for conn in self._connections:
-                try:
+                with contextlib.suppress(sqlite3.ProgrammingError):  # closed already
                     conn.close()
-                except sqlite3.ProgrammingError:  # closed from its own thread already
-                    pass
             self._connections.clear()
         self._local = threading.local()
 
@@ -89,7 +90,9 @@ def next_seq(conn: sqlite3.Connection) -> int:
     Every row a transaction touches gets this number, so "what changed since N?"
     is `WHERE seq > N` on an index, for the GUI, the CLI and remote hosts alike.
     """
-    row = conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value").fetchone()
+    row = conn.execute(
+        "UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value"
+    ).fetchone()
     return int(row[0])
 
 

@@ -36,11 +36,11 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             id INTEGER PRIMARY KEY,
             hash TEXT NOT NULL UNIQUE,
             kind TEXT NOT NULL,              -- photo | document
-            format TEXT NOT NULL,            -- sniffed from content: jpeg, png, pdf, ..., unknown, empty
+            format TEXT NOT NULL,            -- from content: jpeg, png, pdf, ..., unknown, empty
             size INTEGER NOT NULL,
             width INTEGER, height INTEGER,   -- as displayed (after EXIF orientation)
             taken_at TEXT,                   -- ISO 8601, local time as recorded
-            taken_at_source TEXT,            -- exif-original | exif-digitized | exif-datetime | pdf | file-mtime
+            taken_at_source TEXT, -- exif-original|exif-digitized|exif-datetime|pdf|file-mtime
             camera_make TEXT, camera_model TEXT, lens TEXT,
             gps_lat REAL, gps_lon REAL,
             orientation INTEGER,
@@ -155,7 +155,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             display TEXT NOT NULL,
             added_at REAL NOT NULL
         );
-        """
+        """,
     )
 
 

@@ -8,13 +8,17 @@ from pathlib import Path
 from PIL import Image
 
 
-def jpeg(path: Path, seed: int, size: tuple[int, int] = (320, 240), exif: Image.Exif | None = None) -> Path:
+def jpeg(
+    path: Path, seed: int, size: tuple[int, int] = (320, 240), exif: Image.Exif | None = None
+) -> Path:
     """A distinct small JPEG (content depends on `seed`)."""
     rng = random.Random(seed)
     img = Image.new("RGB", size, (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
     for _ in range(8):
         x, y = rng.randrange(size[0]), rng.randrange(size[1])
-        img.paste((rng.randrange(256), rng.randrange(256), rng.randrange(256)), (x, y, x + 20, y + 20))
+        img.paste(
+            (rng.randrange(256), rng.randrange(256), rng.randrange(256)), (x, y, x + 20, y + 20)
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, "JPEG", quality=85, exif=exif if exif is not None else b"")
     return path

@@ -27,9 +27,22 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Corpus, Library,
     corpus = make_corpus(base / "corpus")
     before = _snapshot(corpus.all_regular_files())
     proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--library", str(base / "lib"), "import",
-         str(corpus.root), "--wait", "--json"],
-        cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "--library",
+            str(base / "lib"),
+            "import",
+            str(corpus.root),
+            "--wait",
+            "--json",
+        ],
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
@@ -40,7 +53,10 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Corpus, Library,
 
 def _items_by_raw_path(lib: Library) -> dict[bytes, dict[str, object]]:
     items = {i["id"]: i for i in lib.items()}
-    return {bytes(raw): items[item_id] for raw, item_id in lib.catalog.read("SELECT raw, item_id FROM paths")}
+    return {
+        bytes(raw): items[item_id]
+        for raw, item_id in lib.catalog.read("SELECT raw, item_id FROM paths")
+    }
 
 
 def test_summary_counts(imported: tuple[Corpus, Library, dict[str, object]]) -> None:
@@ -73,7 +89,12 @@ def test_every_good_file_is_done_and_bad_files_fail_with_a_reason(
         assert failed, (path, why, stages)
         for s in failed.values():
             reason = s["error"]
-            assert reason and reason[0].isupper() and reason.endswith(".") and "Traceback" not in reason
+            assert (
+                reason
+                and reason[0].isupper()
+                and reason.endswith(".")
+                and "Traceback" not in reason
+            )
             assert len(reason) < 200
 
 

@@ -21,7 +21,10 @@ N_FILES = 260  # two stages each: 520 jobs, plus the crashing file's two
 def _work(library_dir: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "--library", str(library_dir), "work", *args],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 

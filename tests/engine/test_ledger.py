@@ -46,20 +46,39 @@ def test_transient_errors_back_off_then_die_permanent_fail_at_once(
         job_a = ledger.claim(conn, a, ta, "me", now, 60)
         job_b = ledger.claim(conn, b, tb, "me", now, 60)
         assert job_a and job_b
-        assert ledger.finish_error(conn, job_a, "disk hiccup", permanent=False, settings=settings,
-                                   now=now) == "queued"
-        assert ledger.finish_error(conn, job_b, "The file is empty (0 bytes).", permanent=True,
-                                   settings=settings, now=now) == "failed"
+        assert (
+            ledger.finish_error(
+                conn, job_a, "disk hiccup", permanent=False, settings=settings, now=now
+            )
+            == "queued"
+        )
+        assert (
+            ledger.finish_error(
+                conn,
+                job_b,
+                "The file is empty (0 bytes).",
+                permanent=True,
+                settings=settings,
+                now=now,
+            )
+            == "failed"
+        )
     not_before = library.catalog.read("SELECT not_before FROM jobs WHERE id = ?", (a,))[0][0]
     assert now + 1.0 <= not_before <= now + 2.0  # base 2 s, jitter in [1, 2]
     assert _state(library, b) == ("failed", 1, "The file is empty (0 bytes).")
     with library.catalog.write() as conn:  # not ready before its backoff
         assert ledger.take_for_dispatch(conn, "import", 5, now) == [(3, 1), (4, 1)]
-        [(a2, ta2)] = [x for x in ledger.take_for_dispatch(conn, "import", 5, not_before) if x[0] == a]
+        [(a2, ta2)] = [
+            x for x in ledger.take_for_dispatch(conn, "import", 5, not_before) if x[0] == a
+        ]
         job_a = ledger.claim(conn, a2, ta2, "me", not_before, 60)
         assert job_a is not None
-        assert ledger.finish_error(conn, job_a, "disk hiccup", permanent=False, settings=settings,
-                                   now=now) == "dead"
+        assert (
+            ledger.finish_error(
+                conn, job_a, "disk hiccup", permanent=False, settings=settings, now=now
+            )
+            == "dead"
+        )
     state, attempts, error = _state(library, a)
     assert (state, attempts) == ("dead", 2)
     assert error == "disk hiccup (gave up after 2 attempts)"

@@ -23,7 +23,9 @@ def _ref(path: Path, item_id: int = 1) -> ItemRef:
     return ItemRef(item_id, digest, "photo", sniff_format(head, size), size, (str(path),))
 
 
-def _exif(orientation: int = 1, date: str | None = None, gps: tuple[float, float] | None = None) -> Image.Exif:
+def _exif(
+    orientation: int = 1, date: str | None = None, gps: tuple[float, float] | None = None
+) -> Image.Exif:
     exif = Image.Exif()
     exif[0x0112] = orientation
     exif[0x010F] = "Canon"
@@ -32,6 +34,7 @@ def _exif(orientation: int = 1, date: str | None = None, gps: tuple[float, float
         exif.get_ifd(0x8769)[0x9003] = date
         exif.get_ifd(0x8769)[0xA434] = "EF 24-70mm"
     if gps:
+
         def dms(v: float) -> tuple[Fraction, Fraction, Fraction]:
             v = abs(v)
             d, m = int(v), int((abs(v) - int(v)) * 60)
@@ -45,12 +48,17 @@ def _exif(orientation: int = 1, date: str | None = None, gps: tuple[float, float
 
 
 def test_exif_metadata_is_extracted(tmp_path: Path) -> None:
-    path = jpeg(tmp_path / "p.jpg", 1, (400, 300),
-                _exif(6, "2019:07:04 15:30:00", (-33.8688, 151.2093)))
+    path = jpeg(
+        tmp_path / "p.jpg", 1, (400, 300), _exif(6, "2019:07:04 15:30:00", (-33.8688, 151.2093))
+    )
     data = MetadataStage().run(_ref(path), StageContext(tmp_path)).data
     assert data["taken_at"] == "2019-07-04T15:30:00"
     assert data["taken_at_source"] == "exif-original"
-    assert (data["camera_make"], data["camera_model"], data["lens"]) == ("Canon", "EOS 5D", "EF 24-70mm")
+    assert (data["camera_make"], data["camera_model"], data["lens"]) == (
+        "Canon",
+        "EOS 5D",
+        "EF 24-70mm",
+    )
     assert (data["width"], data["height"], data["orientation"]) == (300, 400, 6)  # rotated display
     assert data["gps_lat"] == pytest.approx(-33.8688, abs=1e-3)
     assert data["gps_lon"] == pytest.approx(151.2093, abs=1e-3)
@@ -64,12 +72,15 @@ def test_date_falls_back_to_file_time(tmp_path: Path) -> None:
     assert data["taken_at"].startswith("2017-07-1")
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2020:01:02 03:04:05", "2020-01-02T03:04:05"),
-    ("0000:00:00 00:00:00", None),
-    ("    ", None),
-    ("2020:13:45 99:99:99", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2020:01:02 03:04:05", "2020-01-02T03:04:05"),
+        ("0000:00:00 00:00:00", None),
+        ("    ", None),
+        ("2020:13:45 99:99:99", None),
+    ],
+)
 def test_exif_dates(text: str, expected: str | None) -> None:
     assert parse_exif_datetime(text) == expected
 
@@ -84,20 +95,27 @@ def test_thumbnails_are_upright(tmp_path: Path, orientation: int) -> None:
     # Upright: 300x200 with a red top-left block. Store the inverse transform.
     upright = Image.new("RGB", (300, 200), (0, 0, 255))
     upright.paste((255, 0, 0), (0, 0, 150, 100))
-    inverse = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-               4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-               6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
-               8: Image.Transpose.ROTATE_270}[orientation]
+    inverse = {
+        1: None,
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_90,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_270,
+    }[orientation]
     stored = upright.transpose(inverse) if inverse is not None else upright
     path = tmp_path / f"o{orientation}.jpg"
     stored.save(path, "JPEG", quality=95, exif=_exif(orientation))
     out = ThumbnailStage().run(_ref(path), StageContext(tmp_path)).data
     thumb = Image.open(tmp_path / str(out["thumb"]["path"]))
     assert thumb.size == (256, 171)
-    r, g, b = thumb.convert("RGB").getpixel((20, 20))  # type: ignore[misc]
-    assert r > 200 and b < 60
-    r, g, b = thumb.convert("RGB").getpixel((230, 150))  # type: ignore[misc]
-    assert b > 200 and r < 60
+    top_left = thumb.convert("RGB").getpixel((20, 20))
+    bottom_right = thumb.convert("RGB").getpixel((230, 150))
+    assert isinstance(top_left, tuple) and isinstance(bottom_right, tuple)
+    assert top_left[0] > 200 and top_left[2] < 60
+    assert bottom_right[2] > 200 and bottom_right[0] < 60
 
 
 def test_large_jpeg_gets_a_1280_preview_and_256_thumbnail(tmp_path: Path) -> None:
@@ -110,17 +128,27 @@ def test_large_jpeg_gets_a_1280_preview_and_256_thumbnail(tmp_path: Path) -> Non
 
 def _png_header_only(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 10))
+        + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize(("content", "reason"), [
-    (b"", "empty"),
-    (b"hello, I am text", "not a photo or PDF"),
-    (_png_header_only(100_000, 100_000), "too large"),
-])
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "empty"),
+        (b"hello, I am text", "not a photo or PDF"),
+        (_png_header_only(100_000, 100_000), "too large"),
+    ],
+)
 def test_bad_files_fail_permanently_with_a_readable_reason(
     tmp_path: Path, content: bytes, reason: str
 ) -> None:
@@ -144,8 +172,14 @@ def test_truncated_jpeg_thumbnail_fails_with_reason(tmp_path: Path) -> None:
 def test_pdf_metadata_and_thumbnail(tmp_path: Path) -> None:
     pages = [Image.new("RGB", (850, 1100), (255, 255, 255)) for _ in range(3)]
     path = tmp_path / "doc.pdf"
-    pages[0].save(path, "PDF", save_all=True, append_images=pages[1:], title="Quarterly Statement",
-                  author="Acme Bank")
+    pages[0].save(
+        path,
+        "PDF",
+        save_all=True,
+        append_images=pages[1:],
+        title="Quarterly Statement",
+        author="Acme Bank",
+    )
     ref = _ref(path)
     assert ref.format == "pdf"
     data = MetadataStage().run(ref, StageContext(tmp_path)).data

@@ -48,7 +48,8 @@ def test_engine_never_imports_qt_and_status_stays_light(tmp_path: Path) -> None:
     code = (
         "import sys, engine.cli as c;"
         f"c.main(['--library', {str(tmp_path / 'lib')!r}, 'status', '--json']);"
-        "import engine.library, engine.jobs.host, engine.pipeline.registry, engine.importing.importer;"
+        "import engine.library, engine.jobs.host, engine.pipeline.registry;"
+        "import engine.importing.importer;"
         "bad = [m for m in ('PySide6', 'desktop', 'torch') if m in sys.modules];"
         "assert not bad, bad"
     )
