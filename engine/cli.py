@@ -134,21 +134,24 @@ def cmd_work(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        host.start()
-    except LibraryLockedError as exc:
-        print(f"shoebox: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
-    try:
-        if args.until_idle:
-            host.wait_idle(args.session, stop)
-        else:
-            while not stop.wait(0.5):
-                pass
+        try:
+            host.start()
+        except LibraryLockedError as exc:
+            print(f"shoebox: {exc}", file=sys.stderr)
+            return EXIT_LOCKED
+        try:
+            if args.until_idle:
+                host.wait_idle(args.session, stop)
+            else:
+                while not stop.wait(0.5):
+                    pass
+        finally:
+            host.stop()
     finally:
-        host.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if args.json:
         _emit(
             {
