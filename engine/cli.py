@@ -55,7 +55,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         run_until_done(
             lib.root,
             summary.session_id,
-            lambda: lib.pending_work(summary.session_id),
+            lambda: lib.has_pending_work(summary.session_id),
             on_restart=restarted,
         )
     result = lib.session_summary(summary.session_id).as_dict()

@@ -108,9 +108,9 @@ class Library:
                WHERE session_id = ? AND state IN ('failed', 'dead')""",
             (session_id,),
         )[0][0]
-        queued = self.catalog.read("SELECT count(*) FROM jobs WHERE session_id = ?", (session_id,))[
-            0
-        ][0]
+        queued = self.catalog.read(
+            "SELECT coalesce(sum(n), 0) FROM job_counts WHERE session_id = ?", (session_id,)
+        )[0][0]
         return ImportSummary(
             session_id=session_id,
             files_seen=row["files_seen"],
@@ -158,6 +158,9 @@ class Library:
             states += ("cancelled",)
         with self.catalog.write() as conn:
             return ledger.retry(conn, states=states, item_ids=item_ids, job_ids=job_ids)
+
+    def has_pending_work(self, session_id: int | None = None) -> bool:
+        return ledger.has_pending_work(self.catalog.conn, session_id)
 
     def pending_work(self, session_id: int | None = None) -> int:
         return ledger.pending_work(self.catalog.conn, session_id)

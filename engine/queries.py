@@ -15,7 +15,7 @@ def status(conn: sqlite3.Connection) -> dict[str, Any]:
     items = int(conn.execute("SELECT count(*) FROM items").fetchone()[0])
     stages: dict[str, dict[str, int]] = {}
     for stage, state, count in conn.execute(
-        "SELECT stage, state, count(*) FROM jobs GROUP BY stage, state"
+        "SELECT stage, state, sum(n) FROM job_counts GROUP BY stage, state HAVING sum(n) > 0"
     ):
         stages.setdefault(stage, {s: 0 for s in STATES})[state] = count
     lanes: dict[str, dict[str, Any]] = {}
@@ -23,15 +23,10 @@ def status(conn: sqlite3.Connection) -> dict[str, Any]:
     for lane in LANES:
         lanes[lane] = {"paused": bool(paused.get(lane, 0)), **{s: 0 for s in STATES}}
     for lane, state, count in conn.execute(
-        "SELECT lane, state, count(*) FROM jobs GROUP BY lane, state"
+        "SELECT lane, state, sum(n) FROM job_counts GROUP BY lane, state HAVING sum(n) > 0"
     ):
         lanes.setdefault(lane, {"paused": False, **{s: 0 for s in STATES}})[state] = count
-    missing = int(
-        conn.execute(
-            """SELECT count(*) FROM items i WHERE NOT EXISTS
-               (SELECT 1 FROM paths p WHERE p.item_id = i.id AND p.missing = 0)"""
-        ).fetchone()[0]
-    )
+    missing = int(conn.execute("SELECT count(*) FROM items WHERE missing = 1").fetchone()[0])
     return {
         "items": items,
         "missing_items": missing,
@@ -99,7 +94,8 @@ def sessions(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     for s in conn.execute("SELECT * FROM sessions ORDER BY id").fetchall():
         counts = dict(
             conn.execute(
-                "SELECT state, count(*) FROM jobs WHERE session_id = ? GROUP BY state", (s["id"],)
+                "SELECT state, sum(n) FROM job_counts WHERE session_id = ? GROUP BY state",
+                (s["id"],),
             ).fetchall()
         )
         total = sum(counts.values())

@@ -40,7 +40,7 @@ log = logging.getLogger("shoebox.host")
 TASK_NAME = "shoebox.run_job"
 LEASE_S = 3600.0
 FEED_INTERVAL_S = 0.05
-IDLE_POLL_S = 0.1
+IDLE_POLL_S = 0.2
 
 # The host whose Huey tasks are executing in this process (tasks look it up by name).
 _current_host: WorkerHost | None = None
@@ -149,6 +149,8 @@ class WorkerHost:
         self._lanes: dict[str, _Lane] = {}
         self._lock_fd: int | None = None
         self._running = False
+        # Suspects only come from recovery at start; once none are left, stop looking.
+        self._suspect_mode = False
 
     # -- life cycle ------------------------------------------------------------
 
@@ -170,6 +172,7 @@ class WorkerHost:
                 self._lanes[name] = _Lane(name, workers, huey, consumer, wake, task)
             with self.catalog.write() as conn:
                 self.stats.recovered = ledger.recover(conn, time.time())
+            self._suspect_mode = ledger.has_suspects(self.catalog.conn)
             if any(self.stats.recovered.values()):
                 log.warning("recovered after an unclean stop: %s", self.stats.recovered)
             for lane in self._lanes.values():
@@ -207,7 +210,7 @@ class WorkerHost:
     def wait_idle(self, session_id: int | None = None, stop: threading.Event | None = None) -> None:
         """Block until no work is pending (for one import session, or at all)."""
         while not (stop is not None and stop.is_set()):
-            if ledger.pending_work(self.catalog.conn, session_id) == 0:
+            if not ledger.has_pending_work(self.catalog.conn, session_id):
                 return
             time.sleep(IDLE_POLL_S)
 
@@ -248,7 +251,9 @@ class WorkerHost:
         }
         active = [lane for lane in LANES if lane not in paused]
         now = time.time()
-        if ledger.has_suspects(conn):
+        if self._suspect_mode and not ledger.has_suspects(conn):
+            self._suspect_mode = False
+        if self._suspect_mode:
             with self.catalog.write() as wconn:
                 taken = ledger.take_suspect(wconn, active, now)
             if taken is None:

@@ -298,16 +298,35 @@ def set_session_paused(conn: sqlite3.Connection, session_id: int, paused: bool) 
     )
 
 
+def has_pending_work(conn: sqlite3.Connection, session_id: int | None = None) -> bool:
+    """Is any job still to run? Stops at the first one (cheap at any ledger size)."""
+    session = "" if session_id is None else " AND j.session_id = ?"
+    params: tuple[object, ...] = () if session_id is None else (session_id,)
+    running = conn.execute(
+        f"SELECT 1 FROM jobs j WHERE j.state = 'running'{session} LIMIT 1", params
+    ).fetchone()
+    if running:
+        return True
+    queued = conn.execute(
+        f"""SELECT 1 FROM jobs j WHERE j.state = 'queued'{session}
+              AND NOT EXISTS (SELECT 1 FROM lanes l WHERE l.name = j.lane AND l.paused = 1)
+              AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = j.session_id AND s.paused = 1)
+            LIMIT 1""",
+        params,
+    ).fetchone()
+    return queued is not None
+
+
 def pending_work(conn: sqlite3.Connection, session_id: int | None = None) -> int:
-    """Jobs that still need a worker: queued in a running lane/session, or running."""
-    sql = """SELECT count(*) FROM jobs j
-             WHERE (j.state = 'running' OR (j.state = 'queued'
-                    AND NOT EXISTS (SELECT 1 FROM lanes l WHERE l.name = j.lane AND l.paused = 1)
+    """How many jobs still need a worker: running, or queued in a running lane and session."""
+    sql = """SELECT coalesce(sum(c.n), 0) FROM job_counts c
+             WHERE (c.state = 'running' OR (c.state = 'queued'
+                    AND NOT EXISTS (SELECT 1 FROM lanes l WHERE l.name = c.lane AND l.paused = 1)
                     AND NOT EXISTS (SELECT 1 FROM sessions s
-                                    WHERE s.id = j.session_id AND s.paused = 1)))"""
+                                    WHERE s.id = c.session_id AND s.paused = 1)))"""
     params: tuple[object, ...] = ()
     if session_id is not None:
-        sql += " AND j.session_id = ?"
+        sql += " AND c.session_id = ?"
         params = (session_id,)
     return int(conn.execute(sql, params).fetchone()[0])
 

@@ -69,7 +69,7 @@ class HostProcess:
 def run_until_done(
     library_dir: Path,
     session_id: int | None,
-    pending: Callable[[], int],
+    pending: Callable[[], bool],
     *,
     on_restart: Callable[[int], None] | None = None,
     max_restarts: int = 100,
@@ -93,7 +93,7 @@ def run_until_done(
         if code == 0:
             return crashes
         if code == EXIT_LOCKED:  # another host (the app) does the work: just wait for it
-            while pending() > 0:
+            while pending():
                 time.sleep(0.2)
             return crashes
         crashes += 1

@@ -83,6 +83,17 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> 
     assert tuple(results) == (2 * N_FILES, 2 * N_FILES), "a result row is missing or doubled"
     thumbs = lib.catalog.read("SELECT count(*) FROM thumbnails")[0][0]
     assert thumbs == 2 * N_FILES
+    # The trigger-kept counters agree with the rows after all those crashes.
+    kept = {
+        (r[0], r[1]): r[2]
+        for r in lib.catalog.read("SELECT stage, state, sum(n) FROM job_counts GROUP BY 1, 2")
+        if r[2]
+    }
+    actual = {
+        (r[0], r[1]): r[2]
+        for r in lib.catalog.read("SELECT stage, state, count(*) FROM jobs GROUP BY 1, 2")
+    }
+    assert kept == actual
     lib.close()
 
 
