@@ -162,6 +162,11 @@ class Library:
     def has_pending_work(self, session_id: int | None = None) -> bool:
         return ledger.has_pending_work(self.catalog.conn, session_id)
 
+    def prioritize(self, item_ids: Sequence[int]) -> int:
+        """The user is looking at these items: run their waiting jobs first."""
+        with self.catalog.write() as conn:
+            return ledger.prioritize(conn, item_ids)
+
     def pending_work(self, session_id: int | None = None) -> int:
         return ledger.pending_work(self.catalog.conn, session_id)
 

@@ -269,8 +269,11 @@ class WorkerHost:
             room = lane.workers * self.settings.queue_depth_per_worker - waiting
             if room <= 0:
                 continue
+            ready = ledger.ready_jobs(conn, name, room, now)  # read first: idle costs no lock
+            if not ready:
+                continue
             with self.catalog.write() as wconn:
-                batch = ledger.take_for_dispatch(wconn, name, room, now)
+                batch = ledger.mark_dispatched(wconn, ready)
             self._send(lane, batch)
             sent += len(batch)
         return sent

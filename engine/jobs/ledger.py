@@ -81,10 +81,8 @@ def add_jobs_for_item(
     return added
 
 
-def take_for_dispatch(
-    conn: sqlite3.Connection, lane: str, limit: int, now: float
-) -> list[tuple[int, int]]:
-    """Mark up to `limit` ready jobs of a lane as dispatched; returns (job id, token)."""
+def ready_jobs(conn: sqlite3.Connection, lane: str, limit: int, now: float) -> list[int]:
+    """Ids of up to `limit` jobs of a lane ready to dispatch, in priority order (read only)."""
     if limit <= 0:
         return []
     rows = conn.execute(
@@ -95,16 +93,42 @@ def take_for_dispatch(
            ORDER BY j.priority, j.id LIMIT ?""",
         (lane, now, limit),
     ).fetchall()
-    if not rows:
-        return []
+    return [int(r[0]) for r in rows]
+
+
+def mark_dispatched(conn: sqlite3.Connection, job_ids: Sequence[int]) -> list[tuple[int, int]]:
+    """Inside a write transaction: take the jobs still ready; returns (job id, new token)."""
     taken: list[tuple[int, int]] = []
-    for (job_id,) in rows:
+    for job_id in job_ids:
         row = conn.execute(
-            "UPDATE jobs SET dispatched = 1, token = token + 1 WHERE id = ? RETURNING token",
+            """UPDATE jobs SET dispatched = 1, token = token + 1
+               WHERE id = ? AND state = 'queued' AND dispatched = 0 RETURNING token""",
             (job_id,),
         ).fetchone()
-        taken.append((job_id, int(row[0])))
+        if row is not None:
+            taken.append((job_id, int(row[0])))
     return taken
+
+
+def take_for_dispatch(
+    conn: sqlite3.Connection, lane: str, limit: int, now: float
+) -> list[tuple[int, int]]:
+    """Mark up to `limit` ready jobs of a lane as dispatched; returns (job id, token)."""
+    return mark_dispatched(conn, ready_jobs(conn, lane, limit, now))
+
+
+def prioritize(conn: sqlite3.Connection, item_ids: Sequence[int]) -> int:
+    """Move the items' waiting jobs to the interactive lane (the user is looking at them)."""
+    if not item_ids:
+        return 0
+    seq = next_seq(conn)
+    marks = ",".join("?" * len(item_ids))
+    return conn.execute(
+        f"""UPDATE jobs SET lane = 'interactive', seq = ?
+            WHERE item_id IN ({marks}) AND state = 'queued' AND dispatched = 0
+              AND lane != 'interactive'""",
+        (seq, *item_ids),
+    ).rowcount
 
 
 def take_suspect(

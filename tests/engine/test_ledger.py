@@ -135,3 +135,19 @@ def test_pause_blocks_claims_and_cancel_stops_a_session(library: Library, tmp_pa
     assert library.cancel_session(1) == 6
     assert library.pending_work() == 0
     assert library.retry(include_cancelled=True) == 6
+
+
+def test_prioritize_moves_waiting_jobs_to_the_interactive_lane(
+    library: Library, tmp_path: Path
+) -> None:
+    _lib_with_items(library, tmp_path, 3)
+    assert library.prioritize([2]) == 2
+    lanes = dict(library.catalog.read("SELECT stage, lane FROM jobs WHERE item_id = 2"))
+    assert lanes == {"metadata": "interactive", "thumbnail": "interactive"}
+    assert library.status()["lanes"]["interactive"]["queued"] == 2
+    assert library.status()["lanes"]["import"]["queued"] == 4
+    with library.catalog.write() as conn:
+        taken = ledger.take_for_dispatch(conn, "interactive", 5, time.time())
+    assert [job for job, _ in taken] == [
+        r[0] for r in library.catalog.read("SELECT id FROM jobs WHERE item_id = 2 ORDER BY id")
+    ]
