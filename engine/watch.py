@@ -28,6 +28,7 @@ import sqlite3
 import stat
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -58,6 +59,13 @@ if TYPE_CHECKING:
     from engine.library import Library
 
 log = logging.getLogger("shoebox.watch")
+
+# watchdog warns when a folder created with its parents (mkdir -p) gets its watch
+# added twice, once by the parent's recursive walk and once by its own event; the
+# second simply replaces the first.
+warnings.filterwarnings(
+    "ignore", message="Callback with id .* already exists", category=RuntimeWarning
+)
 
 # Opened / closed-without-writing events are left out: reading a file (our own
 # hashing, the thumbnail stage) must not look like a change.
@@ -401,6 +409,7 @@ class FolderWatcher:
         if self._thread is not None:
             raise RuntimeError("the folder watcher is already running")
         self._stop.clear()
+        self._started_up.clear()
         self._thread = threading.Thread(target=self._run, name="shoebox-watch", daemon=True)
         self._thread.start()
 
