@@ -145,8 +145,12 @@ def cmd_work(args: argparse.Namespace) -> int:
             if args.until_idle:
                 host.wait_idle(args.session, stop)
             else:
-                while not stop.wait(0.5):
-                    pass
+                # A long-running host also watches the watched folders (the app runs this).
+                from engine.watch import FolderWatcher
+
+                with FolderWatcher(lib):
+                    while not stop.wait(0.5):
+                        pass
         finally:
             host.stop()
     finally:
@@ -201,6 +205,45 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from engine.watch import add_watch, list_watches, remove_watch
+
+    lib = _open(args)
+    try:
+        if args.action == "list":
+            data: Any = [w.as_dict() for w in list_watches(lib)]
+            if not args.json:
+                for w in data:
+                    print(w["path"])
+        elif not args.path:
+            print(f"shoebox: watch {args.action} needs a PATH", file=sys.stderr)
+            return 2
+        elif args.action == "add":
+            try:
+                folder = add_watch(lib, args.path)
+            except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
+                print(f"shoebox: {exc}", file=sys.stderr)
+                return 2
+            data = folder.as_dict()
+            if folder.session_id is not None:
+                data["import"] = lib.session_summary(folder.session_id).as_dict()
+            if not args.json:
+                print(
+                    f"Watching {folder.display}; new files are catalogued as they arrive "
+                    "(while the app or `shoebox work` runs, they are processed too)."
+                )
+        else:
+            removed = remove_watch(lib, args.path)
+            data = {"removed": removed}
+            if not args.json:
+                print("No longer watched." if removed else "That folder was not watched.")
+        if args.json:
+            _emit(data)
+        return 0
+    finally:
+        lib.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shoebox",
@@ -246,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[json_flag], help=f"{text} (one lane or all)")
         p.add_argument("lane", nargs="?", choices=LANES)
         p.set_defaults(func=cmd_pause)
+
+    p = sub.add_parser("watch", parents=[json_flag], help="watch folders for new files")
+    p.add_argument("action", choices=("add", "remove", "list"))
+    p.add_argument("path", nargs="?", metavar="PATH")
+    p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("cancel", parents=[json_flag], help="cancel an import's queued jobs")
     p.add_argument("session", type=int)

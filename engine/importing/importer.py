@@ -22,7 +22,7 @@ from engine.config import Settings
 from engine.importing.formats import kind_for, sniff_format
 from engine.importing.hashing import hash_file
 from engine.importing.scan import FoundFile, Skipped, display_path, walk
-from engine.jobs.ledger import add_jobs_for_item
+from engine.jobs.ledger import add_jobs_for_item, cancel_session
 from engine.pipeline.registry import StageRegistry
 from engine.store.db import Catalog, next_seq
 
@@ -41,6 +41,7 @@ class ImportSummary:
     unchanged: int = 0  # already catalogued at this path, same size and mtime
     skipped: int = 0  # hidden/system files, unsupported types, special files, symlink loops
     unreadable: int = 0  # could not be read at all (see scan_problems)
+    changing: int = 0  # changed while being read (still being copied?): left for later
     missing: int = 0  # catalogued paths under the roots that no longer exist
     jobs_queued: int = 0
     failed: int = 0  # items of this import with a failed or dead stage (after waiting)
@@ -92,6 +93,7 @@ class Importer:
         known = self._load_known(roots)
         seen: set[bytes] = set()
         pending: list[FoundFile] = []
+        returned: list[bytes] = []  # known paths that were missing and are back, unchanged
         last_flush = time.monotonic()
 
         with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="shoebox-hash") as pool:
@@ -112,11 +114,14 @@ class Importer:
                 prior = known.get(raw)
                 if (
                     prior is not None
-                    and not prior.missing
                     and prior.size == entry.size
                     and prior.mtime_ns == entry.mtime_ns
                 ):
+                    # Same size and mtime: trusted unchanged without hashing, also when it
+                    # comes back after being missing (a re-plugged drive).
                     summary.unchanged += 1
+                    if prior.missing:
+                        returned.append(raw)
                     continue
                 pending.append(entry)
                 if len(pending) >= BATCH_FILES or time.monotonic() - last_flush > BATCH_SECONDS:
@@ -127,9 +132,14 @@ class Importer:
                         progress(summary)
             if pending:
                 self._catalogue(pending, known, summary, pool)
+        if returned:
+            self._mark_returned(returned)
 
         if not summary.cancelled:
             summary.missing = self._mark_missing(known, seen)
+        else:
+            with self.catalog.write() as conn:  # what it queued so far goes too
+                cancel_session(conn, session_id, time.time())
         self._finish_session(summary)
         if progress:
             progress(summary)
@@ -159,10 +169,15 @@ class Importer:
         pool: ThreadPoolExecutor,
     ) -> None:
         hashed = list(pool.map(_hash_or_error, files))
+        live_elsewhere = self._live_elsewhere(files, hashed)  # filesystem checks, before locking
         now = time.time()
+        linked_here: set[int] = set()  # items given a path in this batch (in-batch duplicates)
         with self.catalog.write() as conn:
             seq = next_seq(conn)
             for found, result in zip(files, hashed, strict=True):
+                if result == CHANGING:
+                    summary.changing += 1
+                    continue
                 if isinstance(result, str):
                     summary.unreadable += 1
                     conn.execute(
@@ -201,10 +216,14 @@ class Importer:
                     prior = known.get(raw)
                     if prior is not None and prior.item_id == item_id:
                         summary.unchanged += 1  # touched (mtime changed), same content
-                    elif self._has_live_path(conn, item_id, raw):
+                    elif item_id in linked_here or live_elsewhere.get(raw, False):
                         summary.duplicates += 1
                     else:
                         summary.relinked += 1
+                        conn.execute(  # the old places are gone: it moved
+                            "UPDATE paths SET missing = 1 WHERE item_id = ? AND raw != ?",
+                            (item_id, raw),
+                        )
                     conn.execute("UPDATE items SET seq = ? WHERE id = ?", (seq, item_id))
                 conn.execute(
                     """INSERT INTO paths (raw, display, item_id, size, mtime_ns, session_id,
@@ -225,21 +244,38 @@ class Importer:
                     ),
                 )
                 known[raw] = _Known(0, item_id, found.size, found.mtime_ns, False)
+                linked_here.add(item_id)
             self._write_counters(conn, summary, seq)
 
-    @staticmethod
-    def _has_live_path(conn: sqlite3.Connection, item_id: int, raw: bytes) -> bool:
-        """Does the item still exist at another path? Gone paths are marked missing."""
-        live = False
-        for path_id, other in conn.execute(
-            "SELECT id, raw FROM paths WHERE item_id = ? AND missing = 0 AND raw != ?",
-            (item_id, raw),
-        ).fetchall():
-            if os.path.lexists(os.fsdecode(bytes(other))):
-                live = True
-            else:
-                conn.execute("UPDATE paths SET missing = 1 WHERE id = ?", (path_id,))
-        return live
+    def _live_elsewhere(
+        self, files: list[FoundFile], hashed: list[tuple[str, bytes, int] | str]
+    ) -> dict[bytes, bool]:
+        """For files whose content is already catalogued: does it still exist at another
+        path? Read-only queries and `stat`s, done before the write lock is taken so a slow
+        disk never stalls the workers' writes."""
+        conn = self.catalog.conn
+        answers: dict[bytes, bool] = {}
+        for found, result in zip(files, hashed, strict=True):
+            if isinstance(result, str):
+                continue
+            raw = os.fsencode(found.path)
+            others = conn.execute(
+                """SELECT p.raw FROM paths p JOIN items i ON i.id = p.item_id
+                   WHERE i.hash = ? AND p.missing = 0 AND p.raw != ?""",
+                (result[0], raw),
+            ).fetchall()
+            answers[raw] = any(os.path.isfile(os.fsdecode(bytes(o[0]))) for o in others)
+        return answers
+
+    def _mark_returned(self, raws: list[bytes]) -> None:
+        with self.catalog.write() as conn:
+            seq = next_seq(conn)
+            for raw in raws:
+                row = conn.execute(
+                    "UPDATE paths SET missing = 0 WHERE raw = ? RETURNING item_id", (raw,)
+                ).fetchone()
+                if row:
+                    conn.execute("UPDATE items SET seq = ? WHERE id = ?", (seq, row[0]))
 
     def _mark_missing(self, known: dict[bytes, _Known], seen: set[bytes]) -> int:
         gone = [
@@ -295,9 +331,20 @@ class Importer:
             )
 
 
+CHANGING = "changing"
+
+
 def _hash_or_error(found: FoundFile) -> tuple[str, bytes, int] | str:
+    """(hash, head, size), or a reason it cannot be read, or CHANGING when the file changed
+    while it was read (still being copied): cataloguing it now would record half a file."""
     try:
-        return hash_file(found.path)
+        result = hash_file(found.path)
+        after = os.stat(found.path)
+        if (after.st_size, after.st_mtime_ns) != (found.size, found.mtime_ns) or (
+            result[2] != found.size
+        ):
+            return CHANGING
+        return result
     except FileNotFoundError:
         return "The file disappeared while it was being catalogued."
     except PermissionError:

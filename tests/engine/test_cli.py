@@ -70,3 +70,18 @@ def test_import_of_a_missing_path_is_a_clear_error(
 ) -> None:
     assert main(["--library", str(tmp_path / "lib"), "import", str(tmp_path / "nope")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_watch_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lib = str(tmp_path / "lib")
+    folder = tmp_path / "inbox"
+    jpeg(folder / "a.jpg", 1)
+    added = run(capsys, "--library", lib, "watch", "add", str(folder), "--json")
+    assert isinstance(added, dict)
+    assert added["import"]["items_new"] == 1
+    listed = run(capsys, "--library", lib, "watch", "list", "--json")
+    assert [w["path"] for w in listed] == [str(folder)]  # type: ignore[union-attr]
+    assert run(capsys, "--library", lib, "watch", "remove", str(folder), "--json") == {
+        "removed": True
+    }
+    assert run(capsys, "--library", lib, "watch", "list", "--json") == []

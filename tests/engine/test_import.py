@@ -125,3 +125,86 @@ def test_bad_files_are_items_and_unreadable_files_are_reported(
     formats = {i["paths"][0].rsplit("/", 1)[1]: i["format"] for i in library.items()}
     assert formats["empty.jpg"] == "empty"
     assert formats["text.jpg"] == "unknown"
+
+
+def test_duplicates_in_one_batch_are_duplicates_not_moves(library: Library, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    first = jpeg(src / "a.jpg", 1)
+    for name in ("b.jpg", "c.jpg"):
+        shutil.copy(first, src / name)
+    summary = library.import_paths([src])
+    assert (summary.items_new, summary.duplicates, summary.relinked) == (1, 2, 0)
+    [item] = library.items()
+    assert len(item["paths"]) == 3 and item["missing_paths"] == []
+
+
+def test_file_changing_while_read_is_left_for_later(
+    library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    growing = jpeg(src / "copying.jpg", 1)
+    jpeg(src / "done.jpg", 2)
+    import engine.importing.importer as importer
+
+    real_hash = importer.hash_file
+
+    def hash_while_appending(path: str | os.PathLike[str]) -> tuple[str, bytes, int]:
+        result = real_hash(path)
+        if str(path).endswith("copying.jpg"):
+            with open(growing, "ab") as fh:
+                fh.write(b"more bytes arriving")
+        return result
+
+    monkeypatch.setattr(importer, "hash_file", hash_while_appending)
+    summary = library.import_paths([src])
+    assert (summary.items_new, summary.changing) == (1, 1)
+    monkeypatch.setattr(importer, "hash_file", real_hash)
+    again = library.import_paths([src])  # complete now: taken
+    assert (again.items_new, again.unchanged) == (1, 1)
+
+
+def test_cancelled_import_cancels_its_queued_jobs(library: Library, tmp_path: Path) -> None:
+    import threading
+
+    src = tmp_path / "src"
+    for i in range(5):
+        jpeg(src / f"{i}.jpg", i)
+    cancel = threading.Event()
+    calls = 0
+
+    def progress(_: object) -> None:
+        nonlocal calls
+        calls += 1
+        cancel.set()
+
+    import engine.importing.importer as importer
+
+    old = importer.BATCH_FILES
+    importer.BATCH_FILES = 2
+    try:
+        summary = library.import_paths([src], progress=progress, cancel=cancel)
+    finally:
+        importer.BATCH_FILES = old
+    assert summary.cancelled and 0 < summary.items_new < 5
+    states = {r[0] for r in library.catalog.read("SELECT state FROM jobs")}
+    assert states == {"cancelled"}
+    assert library.sessions()[0]["state"] == "cancelled"
+
+
+def test_missing_file_that_returns_unchanged_is_not_rehashed(
+    library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    path = jpeg(src / "p.jpg", 1)
+    library.import_paths([src])
+    hidden = tmp_path / "elsewhere.jpg"
+    os.rename(path, hidden)
+    assert library.import_paths([src]).missing == 1
+    assert library.status()["missing_items"] == 1
+    os.rename(hidden, path)  # the drive is back
+    import engine.importing.importer as importer
+
+    monkeypatch.setattr(importer, "_hash_or_error", lambda found: pytest.fail("rehashed"))
+    again = library.import_paths([src])
+    assert again.unchanged == 1
+    assert library.status()["missing_items"] == 0
