@@ -135,6 +135,10 @@ def cmd_work(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if args.parent_pid:
+        threading.Thread(
+            target=_stop_when_orphaned, args=(args.parent_pid, stop), daemon=True
+        ).start()
     try:
         try:
             host.start()
@@ -169,6 +173,13 @@ def cmd_work(args: argparse.Namespace) -> int:
         )
     lib.close()
     return 0
+
+
+def _stop_when_orphaned(parent_pid: int, stop: threading.Event) -> None:
+    """The process that started us died (we were re-parented): stop gracefully."""
+    while not stop.wait(0.5):
+        if os.getppid() != parent_pid:
+            stop.set()
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
@@ -278,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("work", parents=[json_flag], help="run workers for queued jobs")
     p.add_argument("--until-idle", action="store_true", help="exit when no work is left")
     p.add_argument("--session", type=int, help="with --until-idle: wait for this import only")
+    p.add_argument("--parent-pid", type=int, help="stop when this process (the app) is gone")
     p.set_defaults(func=cmd_work)
 
     p = sub.add_parser("retry", parents=[json_flag], help="queue failed and dead jobs again")

@@ -36,8 +36,11 @@ class HostProcess:
     def start(self) -> None:
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        # --parent-pid: if we die (even SIGKILL), the host notices and stops gracefully
+        # instead of running on and holding the library's lock.
+        args = (*self.args, "--parent-pid", str(os.getpid()))
         self.proc = subprocess.Popen(
-            host_command(self.library_dir, *self.args),
+            host_command(self.library_dir, *args),
             env=env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C in the terminal goes to us; we stop it gracefully

@@ -96,10 +96,8 @@ def open_image(item: ItemRef) -> Iterator[Image.Image]:
         raise PermanentError(
             f"The file starts like a {name} image but cannot be decoded (damaged or unsupported)."
         ) from exc
-    except OSError as exc:
-        raise translate_os_error(exc) from exc
-    except (SyntaxError, ValueError) as exc:  # Pillow's parsers raise these for bad headers
-        raise PermanentError(f"The image header is damaged ({exc}).") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # Pillow's parsers' errors
+        raise decode_error(exc, item) from exc
     try:
         width, height = img.size
         if width * height > MAX_PIXELS:
@@ -128,7 +126,7 @@ def decode_error(exc: Exception, item: ItemRef) -> Exception:
     text = str(exc)
     if "truncated" in text.lower():
         return PermanentError("The image file is truncated (incomplete download or copy?).")
-    if isinstance(exc, OSError) and exc.errno is not None:
+    if isinstance(exc, OSError) and exc.errno is not None:  # a real I/O error, not Pillow's
         return translate_os_error(exc)
     if isinstance(exc, OSError | SyntaxError | ValueError | EOFError):
         name = FORMAT_NAMES.get(item.format, item.format)

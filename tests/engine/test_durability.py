@@ -112,3 +112,50 @@ def test_graceful_sigterm_finishes_running_jobs(tmp_path: Path) -> None:
     running = lib.catalog.read("SELECT count(*) FROM jobs WHERE state = 'running'")[0][0]
     assert running == 0  # graceful: what had started, finished
     lib.close()
+
+
+def test_host_stops_when_the_process_that_started_it_dies(tmp_path: Path) -> None:
+    lib = Library(tmp_path / "lib")
+    # A parent that starts a host (as the app does) and is then SIGKILLed.
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path;"
+            "from engine.jobs.supervisor import HostProcess;"
+            "h = HostProcess(Path(sys.argv[1])); h.start(); print(h.pid, flush=True); time.sleep(60)",
+            str(lib.root),
+        ],
+        cwd=REPO,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    host_pid = int(parent.stdout.readline())
+    time.sleep(1.0)  # let the host take the library's lock
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    # Within a few seconds the orphaned host has stopped and released the library's lock:
+    # a new host gets it (exit 0, not EXIT_LOCKED).
+    codes = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        codes.append(_work(lib.root, "--until-idle", env=cli_env()).wait(timeout=30))
+        if codes[-1] == 0:
+            break
+        time.sleep(0.5)
+    assert codes[-1] == 0, f"the host outlived the process that started it: {codes}"
+    assert _state_of(host_pid) in ("gone", "zombie")
+    lib.close()
+
+
+def _state_of(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("State:"):
+                    return "zombie" if "Z" in line.split()[1] else "alive"
+    except FileNotFoundError:
+        return "gone"
+    return "alive"

@@ -186,3 +186,13 @@ def test_pdf_metadata_and_thumbnail(tmp_path: Path) -> None:
     assert (data["pages"], data["title"], data["author"]) == (3, "Quarterly Statement", "Acme Bank")
     out = ThumbnailStage().run(ref, StageContext(tmp_path)).data
     assert out["preview"]["height"] == 1280 and out["thumb"]["height"] == 256
+
+
+def test_jpeg_truncated_inside_its_header_fails_permanently(tmp_path: Path) -> None:
+    good = jpeg(tmp_path / "g.jpg", 6, (800, 600))
+    path = tmp_path / "t.jpg"
+    path.write_bytes(good.read_bytes()[:300])  # cut inside the header segments
+    for stage in (MetadataStage(), ThumbnailStage()):
+        with pytest.raises(PermanentError) as info:
+            stage.run(_ref(path), StageContext(tmp_path))
+        assert "truncated" in str(info.value) or "damaged" in str(info.value)
