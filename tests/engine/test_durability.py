@@ -123,7 +123,8 @@ def test_host_stops_when_the_process_that_started_it_dies(tmp_path: Path) -> Non
             "-c",
             "import sys, time; from pathlib import Path;"
             "from engine.jobs.supervisor import HostProcess;"
-            "h = HostProcess(Path(sys.argv[1])); h.start(); print(h.pid, flush=True); time.sleep(60)",
+            "h = HostProcess(Path(sys.argv[1])); h.start();"
+            "print(h.pid, flush=True); time.sleep(60)",
             str(lib.root),
         ],
         cwd=REPO,
