@@ -52,12 +52,22 @@ def cmd_import(args: argparse.Namespace) -> int:
         def restarted(code: int) -> None:
             print(f"shoebox: the worker stopped (status {code}); restarting it", file=sys.stderr)
 
-        run_until_done(
-            lib.root,
-            summary.session_id,
-            lambda: lib.has_pending_work(summary.session_id),
-            on_restart=restarted,
-        )
+        done = threading.Event()
+        if interactive:
+            threading.Thread(
+                target=_print_progress, args=(lib, summary.session_id, done), daemon=True
+            ).start()
+        try:
+            run_until_done(
+                lib.root,
+                summary.session_id,
+                lambda: lib.has_pending_work(summary.session_id),
+                on_restart=restarted,
+            )
+        finally:
+            done.set()
+        if interactive:
+            print(file=sys.stderr)
     result = lib.session_summary(summary.session_id).as_dict()
     result["missing"] = summary.missing
     result["waited"] = bool(args.wait)
@@ -75,9 +85,30 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_progress(lib: Library, session_id: int, done: threading.Event) -> None:
+    """A one-line progress display on stderr, from the same query the app's panel uses."""
+    from engine.progress import ProgressTracker, format_eta, format_rate
+
+    tracker = ProgressTracker()
+    while not done.wait(0.5):
+        found = tracker.sessions(lib.catalog.conn, session_ids=[session_id])
+        if not found:
+            continue
+        p = found[0]
+        parts = [f"processed {p.finished:,} of {p.total:,}"]
+        if p.rate > 0:
+            parts.append(format_rate(p.rate))
+        if eta := format_eta(p.eta_s):
+            parts.append(eta)
+        if p.failed or p.dead:
+            parts.append(f"{p.failed + p.dead} failed")
+        print("\r" + " · ".join(parts) + "\033[K", end="", file=sys.stderr, flush=True)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     lib = _open(args)
     data = lib.status()
+    data["queue"] = lib.progress()
     if args.json:
         _emit(data)
     else:

@@ -195,9 +195,22 @@ class Library:
         return items(self.catalog.conn, item_ids)
 
     def sessions(self) -> list[dict[str, Any]]:
-        from engine.queries import sessions
+        """Every import with its progress (rate and ETA from the last 30 s of work)."""
+        from engine.progress import session_progress
 
-        return sessions(self.catalog.conn)
+        out = []
+        for p in session_progress(self.catalog.conn):
+            data = p.as_dict()
+            data["jobs"] = {state: data[state] for state in ledger.STATES}
+            data["jobs_total"], data["jobs_finished"] = p.total, p.finished
+            out.append(data)
+        return out
+
+    def progress(self) -> dict[str, Any]:
+        """The whole queue: done/total of current work, rate, ETA."""
+        from engine.progress import queue_progress
+
+        return queue_progress(self.catalog.conn).as_dict()
 
     def lane_paused(self) -> dict[str, bool]:
         return {r[0]: bool(r[1]) for r in self.catalog.read("SELECT name, paused FROM lanes")}

@@ -89,39 +89,5 @@ def items(conn: sqlite3.Connection, item_ids: Sequence[int] | None = None) -> li
     return out
 
 
-def sessions(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    out = []
-    for s in conn.execute("SELECT * FROM sessions ORDER BY id").fetchall():
-        counts = dict(
-            conn.execute(
-                "SELECT state, sum(n) FROM job_counts WHERE session_id = ? GROUP BY state",
-                (s["id"],),
-            ).fetchall()
-        )
-        total = sum(counts.values())
-        finished = sum(counts.get(k, 0) for k in ("done", "failed", "dead", "cancelled"))
-        state = s["state"]
-        if state == "processing" and finished == total:
-            state = "done"
-        out.append(
-            {
-                "id": s["id"],
-                "roots": json.loads(s["roots"]),
-                "state": state,
-                "paused": bool(s["paused"]),
-                "started_at": s["started_at"],
-                "files_seen": s["files_seen"],
-                "items_new": s["items_new"],
-                "duplicates": s["duplicates"],
-                "skipped": s["skipped"],
-                "unreadable": s["unreadable"],
-                "jobs": {st: counts.get(st, 0) for st in STATES},
-                "jobs_total": total,
-                "jobs_finished": finished,
-            }
-        )
-    return out
-
-
 def _chunks(seq: Sequence[int], n: int) -> list[Sequence[int]]:
     return [seq[i : i + n] for i in range(0, len(seq), n)]
