@@ -39,8 +39,10 @@ screenshots: $(STAMP)
 	$(PY) packaging/screenshots.py docs/screenshots
 
 bench: sysdeps-test $(STAMP)
+	$(PY) bench/hash_choice.py
 	$(PY) bench/import_cpu.py
 	$(PY) bench/import_scale.py
+	$(PY) bench/ui_latency.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
