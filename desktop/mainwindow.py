@@ -1,4 +1,4 @@
-"""The main window: library grid, imports sidebar, detail pane, jobs dock.
+"""The main window: library grid, sidebar (imports, watched folders), detail pane, jobs dock.
 
 The window is a thin front end. Actions call `desktop.operations`; progress is
 pulled from the ledger a few times a second (`Library.changes_since`) and only
@@ -19,6 +19,7 @@ from desktop.hostcontrol import HostControl
 from desktop.itemmodels.grid import GridModel, ItemIdRole
 from desktop.operations import imports as import_ops
 from desktop.operations import library as library_ops
+from desktop.operations import watch as watch_ops
 from desktop.qt import (
     QAction,
     QCloseEvent,
@@ -39,7 +40,6 @@ from desktop.qt import (
     QMessageBox,
     QMimeData,
     QModelIndex,
-    QPalette,
     QScrollArea,
     QSettings,
     QSizePolicy,
@@ -58,6 +58,9 @@ from desktop.views.detail import DetailPane, open_containing_folder
 from desktop.views.grid import THUMB_BOX, GridView
 from desktop.views.imports_panel import ImportsPanel, StatusSummary
 from desktop.views.jobs_panel import JobsPanel
+from desktop.views.notice import NOTICE_MS, Notice
+from desktop.views.sidebar import Sidebar
+from desktop.views.watched_panel import WatchedPanel
 from engine import browse
 from engine.browse import BrowseQuery
 from engine.library import Changes, Library
@@ -66,7 +69,6 @@ log = logging.getLogger("shoebox.desktop")
 
 POLL_MS = 250
 PANEL_IDLE_S = 1.0
-NOTICE_MS = 12_000
 HOST_DIED = "The background worker stopped unexpectedly and was restarted."
 
 
@@ -79,43 +81,6 @@ def local_paths(mime: QMimeData) -> list[str]:
     if not mime.hasUrls():
         return []
     return [url.toLocalFile() for url in mime.urls() if url.isLocalFile() and url.toLocalFile()]
-
-
-class Notice(QFrame):
-    """A brief, non-modal message above the grid that hides itself."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("notice")
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(12, 6, 6, 6)
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        close = QToolButton()
-        close.setText("✕")
-        close.setAutoRaise(True)
-        close.setToolTip("Dismiss")
-        close.clicked.connect(self.hide)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(close)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self.hide)
-        self.hide()
-
-    def show_message(self, text: str, timeout_ms: int = NOTICE_MS) -> None:
-        highlight = self.palette().color(QPalette.ColorRole.Highlight)
-        rgb = f"{highlight.red()}, {highlight.green()}, {highlight.blue()}"
-        self.setStyleSheet(
-            f"#notice {{ background: rgba({rgb}, 40); border: 1px solid rgba({rgb}, 140);"
-            " border-radius: 6px; }"
-        )
-        self.label.setText(text)
-        self.show()
-        self._timer.start(timeout_ms)
-
-    def text(self) -> str:
-        return self.label.text()
 
 
 class MainWindow(QMainWindow):
@@ -180,33 +145,9 @@ class MainWindow(QMainWindow):
         self.detail.retryRequested.connect(self.retry_items)
         self.detail.hide()
 
-        self.sidebar = QWidget()
-        self.sidebar.setObjectName("sidebar")
-        self.sidebar.setMinimumWidth(220)
-        side = QVBoxLayout(self.sidebar)
-        side.setContentsMargins(10, 10, 6, 8)
-        side.setSpacing(6)
-        self.library_label = QLabel()
-        font = self.library_label.font()
-        font.setPointSizeF(font.pointSizeF() * 1.15)
-        font.setBold(True)
-        self.library_label.setFont(font)
-        self.library_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        side.addWidget(self.library_label)
-        self.library_path = QLabel()
-        self.library_path.setEnabled(False)
-        self.library_path.setWordWrap(True)
-        side.addWidget(self.library_path)
-        heading = QLabel("Imports")
-        heading.setContentsMargins(0, 10, 0, 0)
-        hf = heading.font()
-        hf.setBold(True)
-        heading.setFont(hf)
-        side.addWidget(heading)
-        self.imports_slot = QVBoxLayout()
-        self.imports_slot.setContentsMargins(0, 0, 0, 0)
-        side.addLayout(self.imports_slot, 1)
-        self.imports_panel: ImportsPanel | None = None
+        self.sidebar = Sidebar()
+        self.library_label = self.sidebar.library_label
+        self.library_path = self.sidebar.library_path
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("mainSplitter")
@@ -250,6 +191,14 @@ class MainWindow(QMainWindow):
         self._restore_window_state()
         if library_dir is not None:
             self.open_library(library_dir)
+
+    @property
+    def imports_panel(self) -> ImportsPanel | None:
+        return self.sidebar.imports_panel
+
+    @property
+    def watched_panel(self) -> WatchedPanel | None:
+        return self.sidebar.watched_panel
 
     # -- building ----------------------------------------------------------------
 
@@ -346,6 +295,11 @@ class MainWindow(QMainWindow):
         self.import_files_action = self._action(
             "Import &Files…", self.choose_import_files, "Ctrl+Shift+I"
         )
+        self.watch_action = self._action(
+            "&Watch Folder…",
+            self.choose_watch_folder,
+            tip="Keep a folder in step: what arrives there is imported by itself",
+        )
         self.settings_action = self._action(
             "&Settings…",
             self.show_settings,
@@ -361,6 +315,7 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         file.addAction(self.import_action)
         file.addAction(self.import_files_action)
+        file.addAction(self.watch_action)
         file.addSeparator()
         file.addAction(self.settings_action)
         file.addSeparator()
@@ -417,8 +372,7 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # e.g. written by a newer Shoebox, or not writable
             log.exception("cannot open library %s", folder)
             self.setWindowTitle("Shoebox")
-            self.library_label.setText("No library open")
-            self.library_path.setText("")
+            self.sidebar.show_no_library()
             self.grid.set_empty_message("No library open", "Choose File ▸ Open Library… (Ctrl+O).")
             QMessageBox.critical(self, "Open Library", f"Cannot open the library {folder}:\n{exc}")
             return False
@@ -427,9 +381,6 @@ class MainWindow(QMainWindow):
         self.thumbs = ThumbnailCache(library.root, THUMB_BOX, self)
         self.grid_model.set_library(library, self.thumbs)
         self.setWindowTitle(f"{library.root.name} — Shoebox")
-        self.library_label.setText(library.root.name)
-        self.library_label.setToolTip(str(library.root))
-        self.library_path.setText(str(library.root.parent))
         self._install_panels(library)
         self.host = HostControl(library.root, self, env=self.host_env)
         self.host.restarted.connect(self._host_restarted)
@@ -469,8 +420,8 @@ class MainWindow(QMainWindow):
         library.close()
 
     def _install_panels(self, library: Library) -> None:
-        imports = ImportsPanel(library, self.sidebar)
-        self.imports_slot.addWidget(imports)
+        imports, watched = self.sidebar.show_library(library)
+        watched.addRequested.connect(self.choose_watch_folder)
         jobs = JobsPanel(library)
         # In a scroll area: the dock can then be as short as the user likes.
         holder = QScrollArea()
@@ -478,18 +429,18 @@ class MainWindow(QMainWindow):
         holder.setFrameShape(QFrame.Shape.NoFrame)
         holder.setWidget(jobs)
         self.jobs_dock.setWidget(holder)
-        self.imports_panel, self.jobs_panel = imports, jobs
-        self.panels = [imports, jobs]
+        self.jobs_panel = jobs
+        self.panels = [imports, watched, jobs]
         self.status_summary = StatusSummary(library)
 
     def _remove_panels(self) -> None:
         holder = self.jobs_dock.widget()
-        for widget in (self.imports_panel, holder):
-            if widget is not None:
-                widget.hide()
-                widget.setParent(None)
-                widget.deleteLater()
-        self.imports_panel = self.jobs_panel = None
+        self.sidebar.clear()
+        if holder is not None:
+            holder.hide()
+            holder.setParent(None)
+            holder.deleteLater()
+        self.jobs_panel = None
         self.panels = []
         self.status_summary = None
 
@@ -649,6 +600,43 @@ class MainWindow(QMainWindow):
         if files:
             self.state.setValue("import/last", os.path.dirname(files[0]))
             self.import_paths(files)
+
+    # -- watched folders -----------------------------------------------------------
+
+    def watch_folder(self, path: str) -> watch_ops.WatchStarted | None:
+        """Watch `path`; what it holds now is imported in the background (imports panel)."""
+        library = self.library
+        if library is None:
+            return None
+        try:
+            started = watch_ops.watch_folder(library, path, self._import_finished)
+        except watch_ops.WATCH_ERRORS as exc:
+            self.show_notice(f"Cannot watch that folder: {exc}")
+            return None
+        if started.import_op is not None:
+            self.imports.append(started.import_op)
+        if self.watched_panel is not None:
+            self.watched_panel.reload()
+            self.watched_panel.select_path(started.folder.path)
+        if started.already_watched:
+            self.statusBar().showMessage(f"{started.folder.display} is already watched.", 4000)
+        else:
+            self.statusBar().showMessage(
+                f"Watching {started.folder.display}: new files are imported as they arrive.",
+                6000,
+            )
+        self.poll()
+        return started
+
+    def choose_watch_folder(self) -> None:
+        if self.library is None:
+            return
+        folder = QFileDialog.getExistingDirectory(
+            self, "Watch Folder", str(self.state.value("watch/last", os.path.expanduser("~")))
+        )
+        if folder:
+            self.state.setValue("watch/last", folder)
+            self.watch_folder(folder)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if self.library is not None and local_paths(event.mimeData()):

@@ -22,6 +22,7 @@ lies inside a watched folder.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import sqlite3
@@ -697,6 +698,10 @@ class FolderWatcher:
         batch = _Batch()
         files: list[str] = []
         dirs: list[str] = []
+        # The list may have changed since these events arrived (a folder unwatched a
+        # moment ago): act only on paths still inside a watched folder.
+        still = [w.path for w in list_watches(self.lib)]
+        paths = [p for p in paths if any(_is_within(p, w) for w in still)]
         for path in sorted(set(paths)):
             try:
                 st = os.stat(path)
@@ -740,6 +745,8 @@ class FolderWatcher:
         for root in roots:
             if self._stop.is_set():
                 return
+            if _being_imported(self.lib, root):
+                continue  # the app is importing it right now (a watch just added)
             parts = import_roots(root, self._excluded, skip_hidden=skip_hidden)
             todo = [p for p in parts if needs_import(self.lib, p)]
             if parts != [root]:  # the library lies inside: gone files outside `parts` too
@@ -762,6 +769,20 @@ class FolderWatcher:
             summary.missing,
             session_id,
         )
+
+
+RECENT_SCAN_S = 600.0
+
+
+def _being_imported(lib: Library, root: str) -> bool:
+    """Is an import of this folder scanning right now? (Recent ones only: an importer
+    that crashed leaves its session 'scanning' forever.)"""
+    display = display_path(root)
+    rows = lib.catalog.read(
+        "SELECT roots FROM sessions WHERE state = 'scanning' AND started_at > ?",
+        (time.time() - RECENT_SCAN_S,),
+    )
+    return any(display in json.loads(r[0]) for r in rows)
 
 
 def _ident(path: str) -> tuple[int, int] | None:

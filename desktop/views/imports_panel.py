@@ -70,7 +70,7 @@ def session_detail(s: SessionProgress) -> str:
         return f"Cancelled · {counts}"
     parts = [counts]
     if s.state == "done":
-        parts = [f"{progress.format_count(s.files)} files"]
+        parts = [f"{progress.format_count(s.files)} {'file' if s.files == 1 else 'files'}"]
     elif s.paused or s.lane_paused:
         parts.append("paused" if s.paused else "imports paused")
     else:
