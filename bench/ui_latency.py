@@ -55,7 +55,7 @@ from desktop.qt import (
     QTimer,
 )
 from engine.library import Library
-from engine.store.db import next_seq
+from engine.store.db import next_seq, suspended_trigger
 
 TICK_MS = 10
 
@@ -220,46 +220,39 @@ def build_big_library(lib_dir: Path, count: int) -> None:
             seq = next_seq(conn)
             # Per-row triggers (missing flag) are the slow part of bulk inserts: the rows
             # are written consistent by hand instead.
-            conn.execute("DROP TRIGGER paths_missing_insert")
-            conn.executemany(
-                """INSERT INTO items (id, hash, kind, format, size, width, height, taken_at,
-                                      taken_at_source, added_at, session_id, seq)
-                   VALUES (?, ?, 'photo', 'jpeg', 3000000, 4000, 3000, ?, 'exif-original',
-                           ?, 1, ?)""",
-                (
+            with suspended_trigger(conn, "paths_missing_insert"):
+                conn.executemany(
+                    """INSERT INTO items (id, hash, kind, format, size, width, height, taken_at,
+                                          taken_at_source, added_at, session_id, seq)
+                       VALUES (?, ?, 'photo', 'jpeg', 3000000, 4000, 3000, ?, 'exif-original',
+                               ?, 1, ?)""",
                     (
-                        i,
-                        f"{i:064x}",
-                        f"20{10 + i % 15:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}T"
-                        f"{i % 24:02d}:{i % 60:02d}:00",
-                        now,
-                        seq,
-                    )
-                    for i in range(1, count + 1)
-                ),
-            )
-            conn.executemany(
-                """INSERT INTO paths (raw, display, item_id, size, mtime_ns, session_id,
-                                      first_seen, last_seen)
-                   VALUES (?, ?, ?, 3000000, 0, 1, ?, ?)""",
-                (
+                        (
+                            i,
+                            f"{i:064x}",
+                            f"20{10 + i % 15:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}T"
+                            f"{i % 24:02d}:{i % 60:02d}:00",
+                            now,
+                            seq,
+                        )
+                        for i in range(1, count + 1)
+                    ),
+                )
+                conn.executemany(
+                    """INSERT INTO paths (raw, display, item_id, size, mtime_ns, session_id,
+                                          first_seen, last_seen)
+                       VALUES (?, ?, ?, 3000000, 0, 1, ?, ?)""",
                     (
-                        f"/photos/{i // 1000:03d}/IMG_{i:06d}.jpg".encode(),
-                        f"/photos/{i // 1000:03d}/IMG_{i:06d}.jpg",
-                        i,
-                        now,
-                        now,
-                    )
-                    for i in range(1, count + 1)
-                ),
-            )
-            conn.execute(
-                """CREATE TRIGGER paths_missing_insert AFTER INSERT ON paths BEGIN
-                    UPDATE items SET missing = NOT EXISTS
-                        (SELECT 1 FROM paths p WHERE p.item_id = new.item_id AND p.missing = 0)
-                    WHERE id = new.item_id;
-                END"""
-            )
+                        (
+                            f"/photos/{i // 1000:03d}/IMG_{i:06d}.jpg".encode(),
+                            f"/photos/{i // 1000:03d}/IMG_{i:06d}.jpg",
+                            i,
+                            now,
+                            now,
+                        )
+                        for i in range(1, count + 1)
+                    ),
+                )
             conn.execute(
                 """INSERT INTO sessions (id, roots, state, started_at, files_seen, items_new, seq)
                    VALUES (1, '["/photos"]', 'processing', ?, ?, ?, ?)""",

@@ -111,6 +111,25 @@ def next_seq(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
+@contextlib.contextmanager
+def suspended_trigger(conn: sqlite3.Connection, name: str) -> Iterator[None]:
+    """Drop a trigger for a bulk load and put it back exactly as the schema defines it.
+
+    For tests and benchmarks that fill 100,000 rows at once and keep them consistent
+    by hand; inside the caller's transaction.
+    """
+    row = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)
+    ).fetchone()
+    if row is None:
+        raise KeyError(f"no trigger {name!r}")
+    conn.execute(f"DROP TRIGGER {name}")
+    try:
+        yield
+    finally:
+        conn.execute(row[0])
+
+
 def current_seq(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
     return int(row[0])
