@@ -257,3 +257,18 @@ def test_rate_ignores_cancelled_jobs_and_stops_at_old_finishes(
     assert (s.state, s.done, s.cancelled, s.eta_s) == ("cancelled", 5, 7, None)
     recent = progress._recent_finished(conn, now, 30, 0)
     assert recent == {sid: progress._Recent(1, now - 8)}
+
+
+def test_rate_query_reads_only_the_window_through_its_index(library: Library) -> None:
+    """A "retry all" touches every job in one transaction; the rate query must still read
+    only what finished in the last 30 s (an index range), not walk the whole ledger."""
+    conn = library.catalog.conn
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        assert progress._recent_finished(conn, 1_000.0, 30.0) == {}
+    finally:
+        conn.set_trace_callback(None)
+    [query] = [s for s in statements if "FROM jobs" in s]
+    plan = " ".join(str(tuple(r)) for r in conn.execute("EXPLAIN QUERY PLAN " + query))
+    assert "jobs_finished" in plan, plan
