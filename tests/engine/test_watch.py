@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import random
 import shutil
 import sys
 import time
@@ -13,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
 import engine.watch as watch_mod
 from engine.jobs.host import WorkerHost
 from engine.library import Library
 from engine.watch import FolderWatcher, add_watch, list_watches, remove_watch
+from tests.engine.helpers import jpeg
 
 # watchdog's harmless notice when `mkdir -p` makes it add a folder's watch twice
 # (engine.watch silences it at import; pytest resets warning filters per test).
@@ -38,16 +37,7 @@ def fast_watcher(lib: Library, *, poll_interval_s: float = 15.0) -> FolderWatche
 
 def make_jpeg(path: Path, seed: int, size: tuple[int, int] = (96, 64)) -> Path:
     """A small JPEG whose content depends on `seed`."""
-    rng = random.Random(seed)
-    img = Image.new("RGB", size, (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-    for _ in range(6):
-        x, y = rng.randrange(size[0]), rng.randrange(size[1])
-        img.paste(
-            (rng.randrange(256), rng.randrange(256), rng.randrange(256)), (x, y, x + 9, y + 9)
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path, "JPEG")
-    return path
+    return jpeg(path, seed, size)
 
 
 def until(cond: Callable[[], Any], timeout: float = 5.0) -> Any:
