@@ -793,9 +793,11 @@ class MainWindow(QMainWindow):
         index = index if index is not None and index.isValid() else self.grid.currentIndex()
         if not index.isValid():
             return
+        item_id = int(index.data(ItemIdRole))
+        library_ops.look_at(self.library, item_id)
         self.detail.show()
         self.detail_action.setChecked(True)
-        self.detail.show_item(self.library, int(index.data(ItemIdRole)))
+        self.detail.show_item(self.library, item_id)
 
     def close_detail(self) -> None:
         if self.detail.isVisible():

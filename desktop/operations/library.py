@@ -26,6 +26,11 @@ def apply_settings(library: Library, *, workers: WorkerSettings, device: str) ->
     return library.settings
 
 
+def look_at(library: Library, item_id: int) -> int:
+    """The user opened this item: its waiting jobs move to the interactive lane."""
+    return library.prioritize([item_id])
+
+
 def retry_items(library: Library, item_ids: Sequence[int]) -> int:
     """Queue the failed and dead stages of these items again."""
     return library.retry(item_ids=list(item_ids))
