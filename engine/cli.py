@@ -347,20 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        return launch_app(args, parser)
-    result: int = args.func(args)
-    return result
-
-
-def launch_app(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    try:
-        from desktop.app import run_app  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
+    if args.command is None:  # the app is opened by desktop.launcher, not here
         parser.print_help()
         return 0
-    code: int = run_app(args.library)
-    return code
+    result: int = args.func(args)
+    return result
 
 
 if __name__ == "__main__":

@@ -85,3 +85,12 @@ def test_watch_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "removed": True
     }
     assert run(capsys, "--library", lib, "watch", "list", "--json") == []
+
+
+def test_shoebox_command_passes_commands_to_the_engine_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from desktop.launcher import main as launcher_main
+
+    assert launcher_main(["--library", str(tmp_path / "lib"), "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == 0
