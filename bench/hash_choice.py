@@ -14,7 +14,7 @@ from collections.abc import Callable
 from _common import OUT, emit
 
 from engine.importing.hashing import hash_file
-from engine.pipeline.registry import ItemRef
+from engine.pipeline.types import ItemRef
 from engine.pipeline.thumbnail import decode_photo
 from tests.corpus import write_large_jpegs
 

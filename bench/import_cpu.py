@@ -26,7 +26,7 @@ from engine.importing.hashing import hash_file
 from engine.jobs.host import WorkerHost
 from engine.library import Library
 from engine.pipeline.metadata import MetadataStage
-from engine.pipeline.registry import ItemRef, StageContext
+from engine.pipeline.types import ItemRef, StageContext
 from engine.pipeline.thumbnail import ThumbnailStage
 from tests.corpus import write_large_jpegs
 

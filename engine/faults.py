@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 
-from engine.pipeline.registry import ItemRef
+from engine.pipeline.types import ItemRef
 
 
 def maybe_crash(item: ItemRef) -> None:

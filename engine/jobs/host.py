@@ -32,7 +32,8 @@ from engine import faults
 from engine.config import LANES, Settings
 from engine.errors import LibraryLockedError, PermanentError, TransientError
 from engine.jobs import ledger
-from engine.pipeline.registry import ItemRef, StageContext, StageRegistry
+from engine.pipeline.registry import StageRegistry
+from engine.pipeline.types import ItemRef, StageContext
 from engine.store.db import Catalog, next_seq
 
 log = logging.getLogger("shoebox.host")

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from engine.errors import PermanentError, TransientError
-from engine.pipeline.registry import ItemRef
+from engine.pipeline.types import ItemRef
 
 if TYPE_CHECKING:
     from PIL import Image

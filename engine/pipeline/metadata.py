@@ -18,7 +18,7 @@ from engine.pipeline.media import (
     open_image,
     translate_os_error,
 )
-from engine.pipeline.registry import ItemRef, StageContext, StageOutput, upsert_result
+from engine.pipeline.types import ItemRef, ItemStage, StageContext, StageOutput, upsert_result
 
 # EXIF tag numbers (TIFF/EXIF 2.3)
 ORIENTATION, MAKE, MODEL, DATETIME = 0x0112, 0x010F, 0x0110, 0x0132
@@ -225,7 +225,7 @@ def pdf_metadata(item: ItemRef) -> dict[str, Any]:
     }
 
 
-class MetadataStage:
+class MetadataStage(ItemStage):
     name = "metadata"
     version = "1"
     lane = "import"

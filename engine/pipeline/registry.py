@@ -1,100 +1,101 @@
-"""The stage interface and the registry of stages.
+"""The registry of stages: looked up by name, never hard-coded in the ledger or host.
 
-A stage is looked up by name; the ledger, the worker host and the front ends
-never hard-code the list. Later stages (OCR, embeddings, detection) register
-themselves the same way.
+It imports the stage modules; stages import only `engine.pipeline.types`.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+from engine.pipeline.types import PerItemAdapter, Stage, TaskStage
 
 
-@dataclass(frozen=True)
-class ItemRef:
-    """What a stage gets to know about the item it processes."""
-
-    id: int
-    hash: str
-    kind: str
-    format: str
-    size: int
-    paths: tuple[str, ...]  # existing paths first; filesystem strings
-    mtime_ns: int | None = None
-
-
-@dataclass(frozen=True)
-class StageContext:
-    library_dir: Path
-
-    @property
-    def thumbs_dir(self) -> Path:
-        return self.library_dir / "thumbs"
-
-
-@dataclass
-class StageOutput:
-    """A stage's result: JSON-safe data for the results table, plus stage-specific rows."""
-
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-class Stage(Protocol):
-    name: str
-    version: str
-    lane: str
-    kinds: frozenset[str]
-
-    def run(self, item: ItemRef, ctx: StageContext) -> StageOutput:
-        """Compute the result. Must not modify the original file. May write
-        content-addressed files under the library folder. Raise PermanentError for
-        bad input, anything else is retried."""
-        ...
-
-    def store(self, conn: sqlite3.Connection, item: ItemRef, output: StageOutput, seq: int) -> None:
-        """Write the result inside the caller's transaction; idempotent (an upsert)."""
-        ...
-
-
-def upsert_result(
-    conn: sqlite3.Connection, item_id: int, stage: str, version: str, data: dict[str, Any]
-) -> None:
-    conn.execute(
-        """INSERT INTO results (item_id, stage, version, data, updated_at) VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT (item_id, stage, version)
-           DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at""",
-        (item_id, stage, version, json.dumps(data, sort_keys=True), time.time()),
-    )
+def as_stage(obj: Any) -> Stage:
+    """A `Stage` from a full stage or from any object with `run`/`store` (per item)."""
+    if hasattr(obj, "run_batch") and hasattr(obj, "store_many") and hasattr(obj, "prepare"):
+        return obj  # type: ignore[no-any-return]
+    return PerItemAdapter(obj)
 
 
 class StageRegistry:
-    def __init__(self, stages: Iterable[Stage] = ()) -> None:
+    def __init__(self, stages: Iterable[Any] = (), tasks: Iterable[TaskStage] = ()) -> None:
         self._stages: dict[str, Stage] = {}
+        self._tasks: dict[str, TaskStage] = {}
         for stage in stages:
             self.register(stage)
+        for task in tasks:
+            self.register_task(task)
 
-    def register(self, stage: Stage) -> None:
-        if stage.name in self._stages:
+    def register(self, stage: Any) -> None:
+        stage = as_stage(stage)
+        if stage.name in self._stages or stage.name in self._tasks:
             raise ValueError(f"stage {stage.name!r} is registered twice")
+        for req in stage.requires:
+            if req not in self._stages:
+                raise ValueError(
+                    f"stage {stage.name!r} requires {req!r}, which must be registered first"
+                )
+            missing = stage.kinds - self._stages[req].kinds
+            if missing:
+                raise ValueError(
+                    f"stage {stage.name!r} requires {req!r}, which does not run for {missing}"
+                )
+        if stage.batch_size < 1:
+            raise ValueError(f"stage {stage.name!r}: batch_size must be at least 1")
         self._stages[stage.name] = stage
+
+    def register_task(self, task: TaskStage) -> None:
+        if task.name in self._stages or task.name in self._tasks:
+            raise ValueError(f"stage {task.name!r} is registered twice")
+        self._tasks[task.name] = task
 
     def get(self, name: str) -> Stage:
         return self._stages[name]
 
+    def task(self, name: str) -> TaskStage:
+        return self._tasks[name]
+
+    def is_task(self, name: str) -> bool:
+        return name in self._tasks
+
     def names(self) -> list[str]:
+        """Item stages in registration order, which is dependency order."""
         return list(self._stages)
+
+    def task_names(self) -> list[str]:
+        return list(self._tasks)
+
+    def stages(self) -> list[Stage]:
+        return list(self._stages.values())
 
     def for_kind(self, kind: str) -> list[Stage]:
         return [s for s in self._stages.values() if kind in s.kinds]
 
+    def dependents(self, name: str) -> list[Stage]:
+        """Stages that directly require `name`."""
+        return [s for s in self._stages.values() if name in s.requires]
+
+    def all_dependents(self, name: str) -> list[str]:
+        """Every stage that needs `name`, directly or through another, in order."""
+        found: list[str] = []
+        frontier = [name]
+        while frontier:
+            current = frontier.pop()
+            for stage in self.dependents(current):
+                if stage.name not in found:
+                    found.append(stage.name)
+                    frontier.append(stage.name)
+        order = self.names()
+        return sorted(found, key=order.index)
+
+    def versions(self) -> dict[str, str]:
+        out = {s.name: s.version for s in self._stages.values()}
+        out.update({t.name: t.version for t in self._tasks.values()})
+        return out
+
     def __contains__(self, name: object) -> bool:
-        return name in self._stages
+        return name in self._stages or name in self._tasks
 
 
 def default_registry() -> StageRegistry:

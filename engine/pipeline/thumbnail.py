@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from engine.pipeline.media import PDFIUM_LOCK, check_readable_format, decode_error, existing_path
 from engine.pipeline.media import open_image as _open_image
-from engine.pipeline.registry import ItemRef, StageContext, StageOutput, upsert_result
+from engine.pipeline.types import ItemRef, ItemStage, StageContext, StageOutput, upsert_result
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -115,7 +115,7 @@ def make_thumbnails(item: ItemRef, library_dir: Path) -> dict[str, dict[str, int
     return written
 
 
-class ThumbnailStage:
+class ThumbnailStage(ItemStage):
     name = "thumbnail"
     version = "1"
     lane = "import"

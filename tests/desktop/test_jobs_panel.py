@@ -21,13 +21,8 @@ from desktop.views.imports_panel import ImportsPanel, StatusSummary
 from desktop.views.jobs_panel import JobsPanel
 from engine.jobs.host import WorkerHost
 from engine.library import Library
-from engine.pipeline.registry import (
-    ItemRef,
-    StageContext,
-    StageOutput,
-    StageRegistry,
-    default_registry,
-)
+from engine.pipeline.registry import StageRegistry, default_registry
+from engine.pipeline.types import ItemRef, StageContext, StageOutput
 from engine.progress import LaneCounts
 from tests.conftest import REPO, cli_env
 from tests.engine.helpers import jpeg, run_host_until_idle

@@ -13,7 +13,7 @@ from engine.errors import PermanentError
 from engine.importing.formats import sniff_format
 from engine.importing.hashing import hash_file
 from engine.pipeline.metadata import MetadataStage, parse_exif_datetime, parse_pdf_date
-from engine.pipeline.registry import ItemRef, StageContext
+from engine.pipeline.types import ItemRef, StageContext
 from engine.pipeline.thumbnail import ThumbnailStage
 from tests.engine.helpers import jpeg
 
