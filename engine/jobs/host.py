@@ -208,11 +208,27 @@ class WorkerHost:
         _current_host = None
         self._release_lock()
 
-    def wait_idle(self, session_id: int | None = None, stop: threading.Event | None = None) -> None:
-        """Block until no work is pending (for one import session, or at all)."""
+    def wait_idle(
+        self,
+        session_id: int | None = None,
+        stop: threading.Event | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Block until no work is pending (for one import session, or at all).
+
+        With `timeout`, raise TimeoutError naming what is still pending: a test that
+        hangs should fail with a reason, not at the test runner's limit."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not (stop is not None and stop.is_set()):
             if not ledger.has_pending_work(self.catalog.conn, session_id):
                 return
+            if deadline is not None and time.monotonic() > deadline:
+                rows = self.catalog.read(
+                    "SELECT stage, state, count(*) FROM jobs WHERE state IN ('queued', 'running')"
+                    " GROUP BY 1, 2"
+                )
+                pending = ", ".join(f"{r[0]}/{r[1]}: {r[2]}" for r in rows)
+                raise TimeoutError(f"work still pending after {timeout:g} s ({pending})")
             time.sleep(IDLE_POLL_S)
 
     def _acquire_lock(self) -> None:
@@ -303,6 +319,7 @@ class WorkerHost:
         if job is None:
             return
         self.stats.started += 1
+        faults.job_started()
         try:
             self._run_claimed(job)
         finally:
