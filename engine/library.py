@@ -23,6 +23,7 @@ from engine.pipeline.registry import StageRegistry, default_registry
 from engine.store.db import Catalog, current_seq, next_seq
 
 CATALOG_FILE = "catalog.db"
+CHANGES_LIMIT = 5000
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Changes:
     seq: int
     item_ids: list[int]
     session_ids: list[int]
+    overflow: bool = False  # too many items changed to list: refresh everything shown
 
 
 class Library:
@@ -153,11 +155,25 @@ class Library:
         job_ids: Sequence[int] | None = None,
         include_cancelled: bool = False,
     ) -> int:
-        states: tuple[str, ...] = ("dead",) if dead_only else ("failed", "dead")
+        states: tuple[str, ...] = ("dead",) if dead_only else ledger.RETRYABLE
         if include_cancelled:
             states += ("cancelled",)
         with self.catalog.write() as conn:
-            return ledger.retry(conn, states=states, item_ids=item_ids, job_ids=job_ids)
+            return ledger.retry(
+                conn, states=states, item_ids=item_ids, job_ids=job_ids, registry=self.registry
+            )
+
+    def cancel_jobs(self, job_ids: Sequence[int]) -> int:
+        """Cancel queued jobs; running ones are asked to stop at their next check."""
+        with self.catalog.write() as conn:
+            return ledger.cancel_jobs(conn, job_ids, time.time())
+
+    def request_task(self, stage: str, key: str) -> str:
+        """Ask for a task job ("train label 7"); repeated asks coalesce."""
+        from engine.jobs.tasks import request_task
+
+        with self.catalog.write() as conn:
+            return request_task(conn, self.registry, self.settings, stage, key)
 
     def has_pending_work(self, session_id: int | None = None) -> bool:
         return ledger.has_pending_work(self.catalog.conn, session_id)
@@ -175,13 +191,21 @@ class Library:
     def seq(self) -> int:
         return current_seq(self.catalog.conn)
 
-    def changes_since(self, seq: int) -> Changes:
+    def changes_since(self, seq: int, limit: int = CHANGES_LIMIT) -> Changes:
+        """What changed since `seq`. More than `limit` items (a re-index chunk, a bulk
+        retry) is reported as `overflow`: the GUI refreshes what it shows instead of
+        receiving a million ids."""
         conn = self.catalog.conn
         now_seq = current_seq(conn)
-        items = {r[0] for r in conn.execute("SELECT item_id FROM jobs WHERE seq > ?", (seq,))} | {
-            r[0] for r in conn.execute("SELECT id FROM items WHERE seq > ?", (seq,))
-        }
         sessions = [r[0] for r in conn.execute("SELECT id FROM sessions WHERE seq > ?", (seq,))]
+        items: set[int] = set()
+        for sql in (
+            "SELECT DISTINCT item_id FROM jobs WHERE seq > ? AND item_id IS NOT NULL LIMIT ?",
+            "SELECT id FROM items WHERE seq > ? LIMIT ?",
+        ):
+            items.update(int(r[0]) for r in conn.execute(sql, (seq, limit + 1)))
+            if len(items) > limit:
+                return Changes(now_seq, [], sessions, overflow=True)
         return Changes(now_seq, sorted(items), sessions)
 
     def status(self) -> dict[str, Any]:

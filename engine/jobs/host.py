@@ -1,27 +1,40 @@
-"""The worker host: Huey consumers (one per lane, thread workers) plus the feeder.
+"""The worker host: Huey consumers plus the feeder, running jobs from the ledger.
 
-The feeder keeps at most `workers × queue_depth_per_worker` messages per lane in
-Huey, taking ready jobs from the ledger in priority order; a message is just
-(job id, token). A worker claims the job in the ledger (counting the attempt),
-runs the stage, and records the outcome; Huey's own retries are never used.
+Lanes and threads (DESIGN.md, "Jobs"; measured in bench/lane_latency.py):
+- the interactive lane has threads of its own (`workers.interactive`), so the item
+  the user opened starts at once even while every other thread is busy;
+- import, batch and learning share one pool (`workers.pool` threads) fed through
+  one Huey queue with message priorities import > batch > learning. The feeder
+  fills the pool in lane order, so batch and learning work only take room that
+  imports leave, and queued import messages overtake queued batch messages.
+  `workers.<lane>` caps how many messages a lane may have in flight (learning:
+  exactly that many, so one training runs at a time).
 
-One host serves a library at a time (an exclusive lock on `host.lock`), so at
-start every job still marked running is an orphan of a dead host: recovery puts
-it back (or dead-letters it) before any worker starts.
+A message carries (lane, stage, [(job id, token), ...]):
+- a batched stage's message is one batch: claimed in one transaction, prepared on
+  a CPU pool, run in one `run_batch` call, stored and finished in one transaction;
+- a per-item stage's message is a short run of jobs (sized so it lasts ~50 ms),
+  run one after another, finishing each job and claiming the next in one
+  transaction: one commit per job, one Huey message per run;
+- a task job's message is that one job.
+
+Every path out of a job ends it in the ledger: done, error (retry, failed, dead),
+cancelled, timed out, or handed back (graceful stop, no attempt counted).
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
-import signal
 import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,28 +44,38 @@ from huey.consumer import Consumer, Worker
 from engine import faults
 from engine.config import LANES, Settings
 from engine.errors import LibraryLockedError, PermanentError, TransientError
-from engine.jobs import ledger
+from engine.jobs import freshness, ledger, recovery, reindex
+from engine.jobs.control import JobControl, JobInterrupted
+from engine.jobs.resources import ResourcePool
 from engine.pipeline.registry import StageRegistry
-from engine.pipeline.types import ItemRef, StageContext
+from engine.pipeline.types import ItemRef, Stage, StageContext, StageOutput
 from engine.store.db import Catalog, next_seq
 
 log = logging.getLogger("shoebox.host")
 
-TASK_NAME = "shoebox.run_job"
-LEASE_S = 3600.0
-FEED_INTERVAL_S = 0.05
-IDLE_POLL_S = 0.2
+TASK_NAME = "shoebox.run_jobs"
+LEASE_S = 30.0  # a job's lease; renewed every LEASE_RENEW_S while it runs
+LEASE_RENEW_S = 10.0
+FEED_INTERVAL_S = 0.025
+IDLE_POLL_S = 0.05
+HOUSEKEEPING_S = 0.5
+TIMEOUT_GRACE_S = 5.0  # a stage that ignores its deadline this long is abandoned
+TARGET_MESSAGE_S = 0.05  # a per-item message lasts about this long
+MAX_GROUP = 64
+POOL_LANES = ("import", "batch", "learning")
+LANE_PRIORITY = {"import": 30, "batch": 20, "learning": 10}
+STRICT_LANES = ("learning",)  # in-flight messages = its worker count, not ×depth
 
 # The host whose Huey tasks are executing in this process (tasks look it up by name).
 _current_host: WorkerHost | None = None
 
 
-def run_job(job_id: int, token: int) -> None:
+def run_jobs(lane: str, stage: str, pairs: list[list[int]]) -> None:
     """The one Huey task. Stable name and module: a renamed task loses its messages."""
     host = _current_host
     if host is None:
         raise RuntimeError("no worker host is running in this process")
-    host.execute(job_id, token)
+    host.execute_message(lane, stage, [(int(p[0]), int(p[1])) for p in pairs])
 
 
 class _Worker(Worker):  # type: ignore[misc]
@@ -99,13 +122,15 @@ class _EmbeddedConsumer(Consumer):  # type: ignore[misc]
     def request_stop(self) -> None:
         self._restart = False
         self._graceful = True
-        self._signum = signal.SIGINT  # read by Consumer.loop(): stop gracefully
+        self._signum = 2  # SIGINT, read by Consumer.loop(): stop gracefully
 
     worker_class = _Worker
 
 
 @dataclass
-class _Lane:
+class _Queue:
+    """One Huey queue with its consumer: `interactive`, or `pool` for the other lanes."""
+
     name: str
     workers: int
     huey: SqliteHuey
@@ -113,7 +138,6 @@ class _Lane:
     wake: threading.Event
     task: Callable[..., Any]
     thread: threading.Thread | None = None
-    max_messages_seen: int = 0
 
 
 @dataclass
@@ -123,8 +147,32 @@ class HostStats:
     failed: int = 0
     retried: int = 0
     dead: int = 0
+    handed_back: int = 0
+    cancelled: int = 0
+    timed_out: int = 0
+    messages: int = 0
     max_queue_messages: int = 0
     recovered: dict[str, int] = field(default_factory=dict)
+    reindex_started: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Active:
+    job: ledger.ClaimedJob
+    control: JobControl
+    abandoned: bool = False
+
+
+@dataclass
+class _Outcome:
+    kind: str  # done | error | interrupted | changed
+    output: StageOutput | None = None
+    version: str = ""
+    reason: str = ""
+    permanent: bool = False
+    why: str = ""  # interrupted: stopping | cancelled | timeout
+    changed: tuple[str, ...] = ()  # changed: paths whose content is new
+    intact: int = 0  # changed: paths still holding the item's content
 
 
 class WorkerHost:
@@ -136,22 +184,35 @@ class WorkerHost:
         settings: Settings,
         *,
         owner: str | None = None,
+        shared_broker: bool = False,
     ) -> None:
         self.library_dir = library_dir
         self.catalog = catalog
         self.registry = registry
         self.settings = settings
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
-        self.ctx = StageContext(library_dir)
+        # A broker shared with other hosts is never flushed: its messages may be theirs
+        # (stale ones are harmless: their tokens no longer match).
+        self.shared_broker = shared_broker
+        self.resources = ResourcePool(settings.model_idle_release_s)
+        self.ctx = StageContext(library_dir, resources=self.resources)
         self.stats = HostStats()
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # stop feeding
+        self._interrupt = threading.Event()  # running jobs should hand back now
         self._feed_wake = threading.Event()  # set when a job finishes: refill at once
         self._feeder: threading.Thread | None = None
-        self._lanes: dict[str, _Lane] = {}
+        self._queues: dict[str, _Queue] = {}
         self._lock_fd: int | None = None
         self._running = False
-        # Suspects only come from recovery at start; once none are left, stop looking.
-        self._suspect_mode = False
+        self._guard = threading.Lock()
+        self._outstanding: dict[str, int] = dict.fromkeys(LANES, 0)
+        self._active: dict[int, _Active] = {}
+        self._unended: list[tuple[ledger.ClaimedJob, str]] = []  # ledger writes to retry
+        self._undispatch: list[tuple[int, int]] = []
+        self._mean_s: dict[str, float] = {}
+        self._prep_pool: ThreadPoolExecutor | None = None
+        self._next_housekeeping = 0.0
+        self._next_lease = 0.0
 
     # -- life cycle ------------------------------------------------------------
 
@@ -163,24 +224,40 @@ class WorkerHost:
         _current_host = self
         try:
             queue_db = str(self.library_dir / "queue.db")
-            for name in LANES:
+            sizes = {
+                "interactive": self.settings.workers.interactive,
+                "pool": self.settings.workers.pool,
+            }
+            for name, workers in sizes.items():
                 huey = SqliteHuey(name=name, filename=queue_db, results=False, fsync=False)
-                huey.flush()  # messages are a cache of the ledger; recovery re-feeds
-                task = huey.task(name=TASK_NAME)(run_job)
+                if not self.shared_broker:
+                    huey.flush()  # a private queue is a cache of the ledger: recovery re-feeds
+                task = huey.task(name=TASK_NAME)(run_jobs)
                 wake = threading.Event()
-                workers = max(1, self.settings.workers.for_lane(name))
                 consumer = _EmbeddedConsumer(huey, workers, wake)
-                self._lanes[name] = _Lane(name, workers, huey, consumer, wake, task)
+                self._queues[name] = _Queue(name, workers, huey, consumer, wake, task)
+            self._prep_pool = ThreadPoolExecutor(
+                max(1, os.cpu_count() or 1), thread_name_prefix="shoebox-prepare"
+            )
+            now = time.time()
             with self.catalog.write() as conn:
-                self.stats.recovered = ledger.recover(conn, time.time())
-            self._suspect_mode = ledger.has_suspects(self.catalog.conn)
+                prefix = recovery.local_owner_prefix() if self.shared_broker else None
+                self.stats.recovered = recovery.recover(conn, now, prefix)
+                self.stats.reindex_started = reindex.sync_versions(conn, self.registry, now)
+                conn.execute(
+                    """INSERT INTO hosts (owner, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?)
+                       ON CONFLICT (owner) DO UPDATE SET pid = excluded.pid,
+                         started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
+                         stopped_at = NULL""",
+                    (self.owner, os.getpid(), now, now),
+                )
             if any(self.stats.recovered.values()):
                 log.warning("recovered after an unclean stop: %s", self.stats.recovered)
-            for lane in self._lanes.values():
-                lane.thread = threading.Thread(
-                    target=lane.consumer.run, name=f"huey-{lane.name}", daemon=True
+            for queue in self._queues.values():
+                queue.thread = threading.Thread(
+                    target=queue.consumer.run, name=f"huey-{queue.name}", daemon=True
                 )
-                lane.thread.start()
+                queue.thread.start()
             self._feeder = threading.Thread(target=self._feed_loop, name="feeder", daemon=True)
             self._feeder.start()
             self._running = True
@@ -189,24 +266,63 @@ class WorkerHost:
             self._release_lock()
             raise
 
-    def stop(self) -> None:
-        """Stop feeding, let running jobs finish, stop the consumers."""
+    def stop(self, grace_s: float | None = None) -> None:
+        """Stop feeding; let running jobs finish for `grace_s` (settings.stop_grace_s);
+        then interrupt them, and hand back whatever still runs, without an attempt."""
         global _current_host
         if not self._running:
             return
+        grace_s = self.settings.stop_grace_s if grace_s is None else grace_s
         self._stop.set()
         self._feed_wake.set()
         if self._feeder is not None:
             self._feeder.join()
-        for lane in self._lanes.values():
-            lane.consumer.request_stop()
-            lane.wake.set()
-        for lane in self._lanes.values():
-            if lane.thread is not None:
-                lane.thread.join()
+        for queue in self._queues.values():
+            queue.consumer.request_stop()
+            queue.wake.set()
+        if not self._wait_active(grace_s):
+            self._interrupt.set()  # cooperative stages hand back at their next check
+            self._wait_active(2.0)
+        for queue in self._queues.values():
+            if queue.thread is not None:
+                queue.thread.join(timeout=2.0)
+        self._hand_back_active()
+        self._flush_unended()
+        self._undispatch_pending()
+        if self._prep_pool is not None:
+            self._prep_pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            with self.catalog.write() as conn:
+                conn.execute(
+                    "UPDATE hosts SET stopped_at = ?, heartbeat_at = ? WHERE owner = ?",
+                    (time.time(), time.time(), self.owner),
+                )
+        except Exception:
+            log.exception("could not record the host's stop")
+        self.resources.release_all()
         self._running = False
         _current_host = None
         self._release_lock()
+
+    def _wait_active(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._guard:
+                if not any(not a.abandoned for a in self._active.values()):
+                    return True
+            time.sleep(0.02)
+        return False
+
+    def _hand_back_active(self) -> None:
+        with self._guard:
+            jobs = [a.job for a in self._active.values()]
+        if not jobs:
+            return
+        try:
+            with self.catalog.write() as conn:
+                self.stats.handed_back += ledger.hand_back(conn, jobs)
+        except Exception:
+            log.exception("handing back %d running jobs failed", len(jobs))
 
     def wait_idle(
         self,
@@ -255,116 +371,588 @@ class WorkerHost:
     def _feed_loop(self) -> None:
         while not self._stop.is_set():
             try:
+                self.housekeeping()
                 self.feed_once()
             except Exception:
                 log.exception("feeder failed; trying again")
             self._feed_wake.wait(FEED_INTERVAL_S)
             self._feed_wake.clear()
 
+    def housekeeping(self, force: bool = False) -> None:
+        """Leases, cancel requests, timeouts, re-index chunks, idle models (~2×/s)."""
+        mono = time.monotonic()
+        if not force and mono < self._next_housekeeping:
+            return
+        self._next_housekeeping = mono + HOUSEKEEPING_S
+        now = time.time()
+        self._flush_unended()
+        self._undispatch_pending()
+        conn = self.catalog.conn
+        for job_id in recovery.cancel_requests(conn, self.owner):
+            with self._guard:
+                active = self._active.get(job_id)
+            if active is not None:
+                active.control.cancel()
+        self._abandon_overdue()
+        if force or mono >= self._next_lease:
+            self._next_lease = mono + LEASE_RENEW_S
+            with self.catalog.write() as wconn:
+                recovery.renew_leases(wconn, self.owner, now + LEASE_S)
+                expired = recovery.expire_leases(wconn, now, self.owner)
+                wconn.execute(
+                    "UPDATE hosts SET heartbeat_at = ?, info = ? WHERE owner = ?",
+                    (now, json.dumps({"resources": self.resources.status()}), self.owner),
+                )
+            if any(expired.values()):
+                log.warning("jobs of hosts whose lease expired: %s", expired)
+            busy = {
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT DISTINCT lane FROM job_counts WHERE state IN ('queued', 'running')"
+                    " AND n > 0"
+                )
+            }
+            self.resources.release_idle(busy)
+        for item in reindex.active(conn):
+            if reindex.needs_chunk(conn, item):
+                with self.catalog.write() as wconn:
+                    reindex.advance(wconn, self.registry, self.settings, item, now)
+        if reindex.sessions_to_finish(conn):
+            with self.catalog.write() as wconn:
+                reindex.finish_sessions(wconn, now)
+
+    def _abandon_overdue(self) -> None:
+        """A stage that ignores its deadline cannot be stopped from here (a thread);
+        its job fails as timed out, and whatever it returns later is discarded."""
+        with self._guard:
+            overdue = [
+                a
+                for a in self._active.values()
+                if not a.abandoned
+                and a.control.deadline is not None
+                and time.monotonic() > a.control.deadline + TIMEOUT_GRACE_S
+            ]
+            for a in overdue:
+                a.abandoned = True
+        for a in overdue:
+            reason = f"Timed out after {a.control.timeout_s:g} s."
+            self._end(a.job, _Outcome("error", reason=reason, permanent=True))
+            self.stats.timed_out += 1
+
+    def _room(self, lane: str) -> int:
+        """Messages this lane may still have in flight."""
+        workers = self.settings.workers.for_lane(lane)
+        limit = workers if lane in STRICT_LANES else workers * self.settings.queue_depth_per_worker
+        return limit - self._outstanding[lane]
+
     def feed_once(self) -> int:
         conn = self.catalog.conn
-        paused = {
-            row[0] for row in conn.execute("SELECT name FROM lanes WHERE paused = 1").fetchall()
+        paused_lanes = {
+            str(row[0]) for row in conn.execute("SELECT name FROM lanes WHERE paused = 1")
         }
-        active = [lane for lane in LANES if lane not in paused]
+        active = [lane for lane in LANES if lane not in paused_lanes]
         now = time.time()
-        if self._suspect_mode and not ledger.has_suspects(conn):
-            self._suspect_mode = False
-        if self._suspect_mode:
-            with self.catalog.write() as wconn:
-                taken = ledger.take_suspect(wconn, active, now)
-            if taken is None:
-                return 0
-            lane_name, job_id, token = taken
-            self._send(self._lanes[lane_name], [(job_id, token)])
-            return 1
+        if recovery.has_suspects(conn, active):
+            return self._feed_suspects(active, now)
+        paused_sessions = ledger.paused_sessions(conn)
         sent = 0
-        for name in active:
-            lane = self._lanes[name]
-            waiting = lane.huey.pending_count()
-            lane.max_messages_seen = max(lane.max_messages_seen, waiting)
-            room = lane.workers * self.settings.queue_depth_per_worker - waiting
+        with self._guard:
+            pool_room = self.settings.workers.pool * self.settings.queue_depth_per_worker - sum(
+                self._outstanding[lane] for lane in POOL_LANES
+            )
+        for lane in active:
+            with self._guard:
+                room = self._room(lane)
+            if lane != "interactive":
+                room = min(room, pool_room)
             if room <= 0:
                 continue
-            ready = ledger.ready_jobs(conn, name, room, now)  # read first: idle costs no lock
+            ready = ledger.ready_jobs(
+                conn, lane, min(room * MAX_GROUP, 2048), now, paused_sessions
+            )  # read first: an idle tick costs no lock
             if not ready:
                 continue
+            messages = self._group(lane, ready, room)
             with self.catalog.write() as wconn:
-                batch = ledger.mark_dispatched(wconn, ready)
-            self._send(lane, batch)
-            sent += len(batch)
+                taken = dict(ledger.mark_dispatched(wconn, [j for _, ids in messages for j in ids]))
+            for stage, ids in messages:
+                pairs = [(j, taken[j]) for j in ids if j in taken]
+                if pairs:
+                    self._send(lane, stage, pairs)
+                    sent += 1
+            if lane != "interactive":
+                pool_room -= len(messages)
         return sent
 
-    def _send(self, lane: _Lane, batch: list[tuple[int, int]]) -> None:
-        for job_id, token in batch:
-            lane.task(job_id, token)
-        if batch:
-            lane.wake.set()
-            waiting = lane.huey.pending_count()
-            lane.max_messages_seen = max(lane.max_messages_seen, waiting)
-            self.stats.max_queue_messages = max(
-                self.stats.max_queue_messages,
-                sum(x.max_messages_seen for x in self._lanes.values()),
-            )
+    def _group(
+        self, lane: str, ready: Sequence[ledger.ReadyJob], room: int
+    ) -> list[tuple[str, list[int]]]:
+        """Cut ready jobs (in priority order) into at most `room` messages of one stage."""
+        messages: list[tuple[str, list[int]]] = []
+        for job in ready:
+            size = self._group_size(lane, job.stage)
+            if messages and messages[-1][0] == job.stage and len(messages[-1][1]) < size:
+                messages[-1][1].append(job.id)
+                continue
+            if len(messages) >= room:
+                break
+            messages.append((job.stage, [job.id]))
+        return messages
+
+    def _group_size(self, lane: str, stage_name: str) -> int:
+        if self.registry.is_task(stage_name) or stage_name not in self.registry:
+            return 1
+        if lane == "interactive":
+            return 1  # the user waits for this one: nothing queued in front of it
+        stage = self.registry.get(stage_name)
+        if stage.batch_size > 1:
+            return stage.batch_size
+        mean = self._mean_s.get(stage_name)
+        if mean is None:
+            return 4
+        return max(1, min(MAX_GROUP, int(TARGET_MESSAGE_S / max(mean, 1e-6))))
+
+    def _feed_suspects(self, active: list[str], now: float) -> int:
+        with self._guard:
+            if any(self._outstanding.values()) or self._active:
+                return 0
+        limits = {s.name: s.batch_size for s in self.registry.stages()}
+        with self.catalog.write() as wconn:
+            taken = recovery.take_suspects(wconn, active, now, limits)
+        if taken is None:
+            return 0
+        lane, pairs = taken
+        stage = self.catalog.read("SELECT stage FROM jobs WHERE id = ?", (pairs[0][0],))[0][0]
+        self._send(lane, str(stage), pairs)
+        return 1
+
+    def _send(self, lane: str, stage: str, pairs: list[tuple[int, int]]) -> None:
+        queue = self._queues["interactive" if lane == "interactive" else "pool"]
+        with self._guard:
+            self._outstanding[lane] += 1
+        payload = [[j, t] for j, t in pairs]
+        try:
+            if queue.name == "pool":
+                queue.task(lane, stage, payload, priority=LANE_PRIORITY[lane])
+            else:
+                queue.task(lane, stage, payload)
+        except Exception:
+            with self._guard:
+                self._outstanding[lane] -= 1
+                self._undispatch.extend(pairs)
+            raise
+        self.stats.messages += 1
+        queue.wake.set()
+        waiting = sum(q.huey.pending_count() for q in self._queues.values())
+        self.stats.max_queue_messages = max(self.stats.max_queue_messages, waiting)
 
     def queue_messages(self) -> dict[str, int]:
-        return {name: lane.huey.pending_count() for name, lane in self._lanes.items()}
+        return {name: queue.huey.pending_count() for name, queue in self._queues.items()}
 
     # -- executing ---------------------------------------------------------------
 
-    def execute(self, job_id: int, token: int) -> None:
-        now = time.time()
-        with self.catalog.write() as conn:
-            job = ledger.claim(conn, job_id, token, self.owner, now, LEASE_S)
-        if job is None:
-            return
-        self.stats.started += 1
-        faults.job_started()
+    def execute_message(self, lane: str, stage: str, pairs: list[tuple[int, int]]) -> None:
         try:
-            self._run_claimed(job)
+            batched = (
+                stage in self.registry
+                and not self.registry.is_task(stage)
+                and self.registry.get(stage).batch_size > 1
+            )
+            if batched:
+                self._run_batch_message(self.registry.get(stage), pairs)
+                return
+            self._run_sequence(pairs)
+        except BaseException:
+            log.exception("a message of %s/%s failed outside any job", lane, stage)
+            raise
         finally:
+            with self._guard:
+                self._outstanding[lane] -= 1
             self._feed_wake.set()
 
-    def _run_claimed(self, job: ledger.ClaimedJob) -> None:
+    def execute(self, job_id: int, token: int) -> None:
+        """Run one job now (tests and tools; the host's own path is execute_message)."""
+        self._run_sequence([(job_id, token)])
+
+    # per-item and task jobs: one after another, finishing one and claiming the next
+    # in a single transaction
+
+    def _run_sequence(self, pairs: list[tuple[int, int]]) -> None:
+        pending = list(pairs)
+        job: ledger.ClaimedJob | None = None
         try:
+            while pending and job is None:
+                job = self._claim(pending.pop(0))
+            while job is not None:
+                outcome = self._run_one(job)
+                job = self._end(job, outcome, claim_next=pending)
+        finally:
+            if pending:
+                with self._guard:
+                    self._undispatch.extend(pending)
+                self._undispatch_pending()
+
+    def _claim(self, pair: tuple[int, int]) -> ledger.ClaimedJob | None:
+        if self._stop.is_set():
+            with self._guard:
+                self._undispatch.append(pair)
+            return None
+        try:
+            with self.catalog.write() as conn:
+                job = ledger.claim(conn, pair[0], pair[1], self.owner, time.time(), LEASE_S)
+        except Exception:
+            log.exception("claiming job %s failed; it will be dispatched again", pair[0])
+            with self._guard:
+                self._undispatch.append(pair)
+            return None
+        if job is not None:
+            self._started(job)
+        return job
+
+    def _started(self, job: ledger.ClaimedJob) -> None:
+        self.stats.started += 1
+        faults.job_started()
+
+    def _control(self, job: ledger.ClaimedJob, timeout_s: float | None) -> JobControl:
+        def report(done: int, total: int | None, note: str) -> None:
+            try:
+                with self.catalog.write() as conn:
+                    ledger.record_progress(conn, job, done, total, note)
+            except Exception:
+                log.exception("recording progress of job %s failed", job.id)
+
+        return JobControl(timeout_s=timeout_s, host_stopping=self._interrupt, on_progress=report)
+
+    def _run_one(self, job: ledger.ClaimedJob) -> _Outcome:
+        started = time.monotonic()
+        is_task = self.registry.is_task(job.stage)
+        stage_timeout: float | None = None
+        if is_task:
+            stage_timeout = self.registry.task(job.stage).timeout_s
+        elif job.stage in self.registry:
+            stage_timeout = self.registry.get(job.stage).timeout_s
+        control = self._control(job, stage_timeout)
+        with self._guard:
+            self._active[job.id] = _Active(job, control)
+        ctx = replace(self.ctx, control=control)
+        try:
+            if is_task:
+                task = self.registry.task(job.stage)
+                output = task.run_task(job.task_key or "", ctx)
+                return _Outcome("done", output=output, version=task.version)
+            if job.item_id is None or job.stage not in self.registry:
+                raise PermanentError(f"Unknown stage {job.stage!r} (from a newer Shoebox?).")
             item = load_item_ref(self.catalog, job.item_id)
             faults.maybe_crash(item)
-            if job.stage not in self.registry:
-                raise PermanentError(f"Unknown stage {job.stage!r} (from a newer Shoebox?).")
             stage = self.registry.get(job.stage)
-            output = stage.run(item, self.ctx)
+            prepared = stage.prepare(item, ctx)
+            control.check()
+            [result] = stage.run_batch([prepared], ctx)
+            if isinstance(result, BaseException):
+                raise result
+            if stage.reads_original:
+                fresh = freshness.check(item, self.catalog)
+                if not fresh.ok:
+                    return _Outcome("changed", changed=fresh.changed, intact=fresh.intact)
+            return _Outcome("done", output=result, version=stage.version)
+        except JobInterrupted as exc:
+            return _Outcome("interrupted", why=exc.why, reason=str(exc))
         except PermanentError as exc:
-            self._record_error(job, str(exc), permanent=True)
-            return
+            return _Outcome("error", reason=str(exc), permanent=True)
         except Exception as exc:
-            log.error(
-                "job %s (%s of item %s) failed, attempt %s/%s:\n%s",
-                job.id,
-                job.stage,
-                job.item_id,
-                job.attempts,
-                job.max_attempts,
-                traceback.format_exc(),
-            )
-            self._record_error(job, readable_reason(exc), permanent=False)
-            return
-        with self.catalog.write() as conn:
-            seq = next_seq(conn)
-            if ledger.finish_done(conn, job, seq, time.time()):
-                stage.store(conn, item, output, seq)
-        self.stats.done += 1
+            self._log_failure(job, exc)
+            return _Outcome("error", reason=readable_reason(exc))
+        finally:
+            self._note_duration(job.stage, time.monotonic() - started)
 
-    def _record_error(self, job: ledger.ClaimedJob, reason: str, *, permanent: bool) -> None:
-        with self.catalog.write() as conn:
-            state = ledger.finish_error(
-                conn, job, reason, permanent=permanent, settings=self.settings, now=time.time()
-            )
+    def _note_duration(self, stage: str, seconds: float, n: int = 1) -> None:
+        per_job = seconds / max(n, 1)
+        old = self._mean_s.get(stage)
+        self._mean_s[stage] = per_job if old is None else 0.8 * old + 0.2 * per_job
+
+    def _log_failure(self, job: ledger.ClaimedJob, exc: BaseException) -> None:
+        log.error(
+            "job %s (%s of item %s) failed, attempt %s/%s:\n%s",
+            job.id,
+            job.stage,
+            job.item_id if job.item_id is not None else job.task_key,
+            job.attempts,
+            job.max_attempts,
+            "".join(traceback.format_exception(exc)),
+        )
+
+    def _end(
+        self,
+        job: ledger.ClaimedJob,
+        outcome: _Outcome,
+        claim_next: list[tuple[int, int]] | None = None,
+    ) -> ledger.ClaimedJob | None:
+        """Write the outcome (and claim the next job of the message) in one transaction.
+
+        If that fails — the stage's `store` raised, the disk is full — the job is
+        ended as an error in a transaction of its own; if even that fails, the
+        feeder keeps trying. The job never stays `running`."""
+        with self._guard:
+            self._active.pop(job.id, None)  # an abandoned job's late result is inert (token)
+        next_job: ledger.ClaimedJob | None = None
+        try:
+            with self.catalog.write() as conn:
+                self._write_outcome(conn, job, outcome)
+                while claim_next and next_job is None and not self._stop.is_set():
+                    pair = claim_next.pop(0)
+                    next_job = ledger.claim(
+                        conn, pair[0], pair[1], self.owner, time.time(), LEASE_S
+                    )
+        except Exception as exc:
+            self._log_failure(job, exc)
+            reason = f"Shoebox could not save the result ({readable_reason(exc).rstrip('.')})."
+            if not self._record_error_now(job, reason):
+                with self._guard:
+                    self._unended.append((job, reason))
+            return self._claim(claim_next.pop(0)) if claim_next else None
+        if outcome.kind == "changed":
+            freshness.recatalogue(outcome.changed, self.catalog, self.registry, self.settings)
+        if next_job is not None:
+            self._started(next_job)
+        return next_job
+
+    def _write_outcome(self, conn: Any, job: ledger.ClaimedJob, outcome: _Outcome) -> None:
+        now = time.time()
+        if outcome.kind == "done":
+            assert outcome.output is not None
+            seq = next_seq(conn)
+            if ledger.finish_done(
+                conn, job, seq, now, version=outcome.version, registry=self.registry
+            ):
+                if job.item_id is None:
+                    self.registry.task(job.stage).store_task(
+                        conn, job.task_key or "", outcome.output, seq
+                    )
+                else:
+                    item = load_item_ref(self.catalog, job.item_id, conn)
+                    self.registry.get(job.stage).store_many(conn, [(item, outcome.output)], seq)
+                self.stats.done += 1
+            return
+        if outcome.kind == "interrupted":
+            if outcome.why == "stopping":
+                self.stats.handed_back += ledger.hand_back(conn, [job])
+            elif outcome.why == "cancelled":
+                ledger.finish_cancelled(conn, job, now)
+                self.stats.cancelled += 1
+            else:
+                self._count(self._finish_error(conn, job, outcome.reason, permanent=True))
+                self.stats.timed_out += 1
+            return
+        if outcome.kind == "changed":
+            if outcome.intact:
+                reason = "The file changed while it was read; reading another copy."
+                self._count(self._finish_error(conn, job, reason, permanent=False))
+            else:
+                reason = (
+                    "The file was changed after it was catalogued; its new content is "
+                    "catalogued as an item of its own."
+                )
+                self._count(self._finish_error(conn, job, reason, permanent=True))
+            return
+        self._count(self._finish_error(conn, job, outcome.reason, permanent=outcome.permanent))
+
+    def _finish_error(
+        self, conn: Any, job: ledger.ClaimedJob, reason: str, *, permanent: bool
+    ) -> str:
+        return ledger.finish_error(
+            conn,
+            job,
+            reason,
+            permanent=permanent,
+            settings=self.settings,
+            now=time.time(),
+            registry=self.registry,
+        )
+
+    def _count(self, state: str) -> None:
         if state == "failed":
             self.stats.failed += 1
         elif state == "dead":
             self.stats.dead += 1
         else:
             self.stats.retried += 1
+
+    def _record_error_now(self, job: ledger.ClaimedJob, reason: str) -> bool:
+        for delay in (0.0, 0.05, 0.2, 1.0):
+            time.sleep(delay)
+            try:
+                with self.catalog.write() as conn:
+                    self._count(self._finish_error(conn, job, reason, permanent=False))
+                return True
+            except Exception:
+                log.exception("recording the failure of job %s failed", job.id)
+        return False
+
+    def _flush_unended(self) -> None:
+        with self._guard:
+            todo, self._unended = self._unended, []
+        for job, reason in todo:
+            if not self._record_error_now(job, reason):
+                with self._guard:
+                    self._unended.append((job, reason))
+
+    def _undispatch_pending(self) -> None:
+        with self._guard:
+            todo, self._undispatch = self._undispatch, []
+        if not todo:
+            return
+        try:
+            with self.catalog.write() as conn:
+                ledger.undispatch(conn, todo)
+        except Exception:
+            log.exception("could not hand %d messages back to the feeder", len(todo))
+            with self._guard:
+                self._undispatch.extend(todo)
+
+    # batched stages: one claim, prepare on a pool, one run_batch (bisected), one store
+
+    def _run_batch_message(self, stage: Stage, pairs: list[tuple[int, int]]) -> None:
+        if self._stop.is_set():
+            with self._guard:
+                self._undispatch.extend(pairs)
+            self._undispatch_pending()
+            return
+        try:
+            with self.catalog.write() as conn:
+                jobs = ledger.claim_many(conn, pairs, self.owner, time.time(), LEASE_S)
+        except Exception:
+            log.exception("claiming a batch of %s failed; it will be dispatched again", stage.name)
+            with self._guard:
+                self._undispatch.extend(pairs)
+            return
+        if not jobs:
+            return
+        for job in jobs:
+            self._started(job)
+        control = self._control(jobs[0], stage.timeout_s)
+        with self._guard:
+            for job in jobs:
+                self._active[job.id] = _Active(job, control)
+        started = time.monotonic()
+        try:
+            outcomes = self._batch_outcomes(stage, jobs, replace(self.ctx, control=control))
+        except Exception as exc:  # loading the items failed: every member retries
+            self._log_failure(jobs[0], exc)
+            outcomes = [_Outcome("error", reason=readable_reason(exc))] * len(jobs)
+        self._note_duration(stage.name, time.monotonic() - started, len(jobs))
+        self._end_batch(stage, jobs, outcomes)
+
+    def _batch_outcomes(
+        self, stage: Stage, jobs: list[ledger.ClaimedJob], ctx: StageContext
+    ) -> list[_Outcome]:
+        items = load_item_refs(self.catalog, [j.item_id for j in jobs if j.item_id is not None])
+        outcomes: list[_Outcome | None] = [None] * len(jobs)
+        futures: list[tuple[int, Future[Any]]] = []
+        assert self._prep_pool is not None
+        for i, job in enumerate(jobs):
+            item = items.get(job.item_id or -1)
+            if item is None:
+                outcomes[i] = _Outcome(
+                    "error", reason="The item was removed from the catalog.", permanent=True
+                )
+                continue
+            faults.maybe_crash(item)
+            futures.append((i, self._prep_pool.submit(stage.prepare, item, ctx)))
+        prepared: list[tuple[int, Any]] = []
+        for i, future in futures:
+            try:
+                prepared.append((i, future.result()))
+            except BaseException as exc:
+                outcomes[i] = self._exception_outcome(jobs[i], exc)
+        try:
+            results = self._run_bisected(stage, [p for _, p in prepared], ctx)
+        except JobInterrupted as exc:
+            for i, _ in prepared:
+                outcomes[i] = _Outcome("interrupted", why=exc.why, reason=str(exc))
+            return [o or _Outcome("error", reason="internal") for o in outcomes]
+        for (i, _), result in zip(prepared, results, strict=True):
+            if isinstance(result, BaseException):
+                outcomes[i] = self._exception_outcome(jobs[i], result)
+                continue
+            item = items[jobs[i].item_id or -1]
+            if stage.reads_original:
+                fresh = freshness.check(item, self.catalog)
+                if not fresh.ok:
+                    outcomes[i] = _Outcome("changed", changed=fresh.changed, intact=fresh.intact)
+                    continue
+            outcomes[i] = _Outcome("done", output=result, version=stage.version)
+        return [o or _Outcome("error", reason="No result was produced.") for o in outcomes]
+
+    def _exception_outcome(self, job: ledger.ClaimedJob, exc: BaseException) -> _Outcome:
+        if isinstance(exc, JobInterrupted):
+            return _Outcome("interrupted", why=exc.why, reason=str(exc))
+        if isinstance(exc, PermanentError):
+            return _Outcome("error", reason=str(exc), permanent=True)
+        self._log_failure(job, exc)
+        return _Outcome("error", reason=readable_reason(exc))
+
+    def _run_bisected(
+        self, stage: Stage, inputs: list[Any], ctx: StageContext
+    ) -> list[StageOutput | BaseException]:
+        """`run_batch`; if the call fails as a whole, halves until one bad input fails alone."""
+        if not inputs:
+            return []
+        ctx.check()
+        try:
+            results = stage.run_batch(inputs, ctx)
+            if len(results) != len(inputs):
+                raise RuntimeError(
+                    f"{stage.name} returned {len(results)} results for {len(inputs)} inputs"
+                )
+            return results
+        except JobInterrupted:
+            raise
+        except Exception as exc:
+            if len(inputs) == 1:
+                return [exc]
+            mid = len(inputs) // 2
+            return self._run_bisected(stage, inputs[:mid], ctx) + self._run_bisected(
+                stage, inputs[mid:], ctx
+            )
+
+    def _end_batch(
+        self, stage: Stage, jobs: list[ledger.ClaimedJob], outcomes: list[_Outcome]
+    ) -> None:
+        with self._guard:
+            for job in jobs:
+                self._active.pop(job.id, None)
+        try:
+            with self.catalog.write() as conn:
+                self._write_batch(conn, stage, list(zip(jobs, outcomes, strict=True)))
+        except Exception as exc:
+            # One bad output must not fail the batch: store them one by one.
+            log.warning("storing a batch of %s failed (%s); storing one by one", stage.name, exc)
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                self._end(job, outcome)
+            return
+        changed = tuple(p for o in outcomes if o.kind == "changed" for p in o.changed)
+        if changed:
+            freshness.recatalogue(changed, self.catalog, self.registry, self.settings)
+
+    def _write_batch(
+        self, conn: Any, stage: Stage, pairs: list[tuple[ledger.ClaimedJob, _Outcome]]
+    ) -> None:
+        seq = next_seq(conn)
+        now = time.time()
+        done: list[tuple[int, StageOutput]] = []
+        for job, outcome in pairs:
+            if outcome.kind == "done":
+                assert outcome.output is not None and job.item_id is not None
+                if ledger.finish_done(
+                    conn, job, seq, now, version=outcome.version, registry=self.registry
+                ):
+                    done.append((job.item_id, outcome.output))
+            else:
+                self._write_outcome(conn, job, outcome)
+        if done:
+            items = load_item_refs(self.catalog, [item_id for item_id, _ in done], conn)
+            stage.store_many(conn, [(items[item_id], out) for item_id, out in done], seq)
+            self.stats.done += len(done)
 
 
 def readable_reason(exc: BaseException) -> str:
@@ -380,22 +968,41 @@ def readable_reason(exc: BaseException) -> str:
     return f"Unexpected error ({name}{': ' + text[:200] if text else ''})."
 
 
-def load_item_ref(catalog: Catalog, item_id: int) -> ItemRef:
-    conn = catalog.conn
-    row = conn.execute(
-        "SELECT id, hash, kind, format, size FROM items WHERE id = ?", (item_id,)
-    ).fetchone()
-    if row is None:
+_ITEM_SQL = "SELECT id, hash, kind, format, size FROM items WHERE id IN ({})"
+_PATHS_SQL = """SELECT item_id, raw, size, mtime_ns FROM paths WHERE item_id IN ({})
+                ORDER BY item_id, missing, id"""
+
+
+def load_item_refs(
+    catalog: Catalog, item_ids: Sequence[int], conn: Any = None
+) -> dict[int, ItemRef]:
+    """Items with their paths (existing first) and catalogued stats, in two queries."""
+    conn = conn or catalog.conn
+    out: dict[int, ItemRef] = {}
+    for part in ledger.chunks(list(item_ids)):
+        marks = ledger.marks(len(part))
+        paths: dict[int, list[tuple[str, int, int]]] = {}
+        for item_id, raw, size, mtime_ns in conn.execute(_PATHS_SQL.format(marks), tuple(part)):
+            paths.setdefault(int(item_id), []).append(
+                (os.fsdecode(bytes(raw)), int(size), int(mtime_ns))
+            )
+        for row in conn.execute(_ITEM_SQL.format(marks), tuple(part)):
+            found = paths.get(int(row[0]), [])
+            out[int(row[0])] = ItemRef(
+                id=int(row[0]),
+                hash=str(row[1]),
+                kind=str(row[2]),
+                format=str(row[3]),
+                size=int(row[4]),
+                paths=tuple(p[0] for p in found),
+                mtime_ns=min((p[2] for p in found), default=None),
+                path_stats=tuple((p[1], p[2]) for p in found),
+            )
+    return out
+
+
+def load_item_ref(catalog: Catalog, item_id: int, conn: Any = None) -> ItemRef:
+    item = load_item_refs(catalog, [item_id], conn).get(item_id)
+    if item is None:
         raise PermanentError("The item was removed from the catalog.")
-    paths = conn.execute(
-        "SELECT raw, mtime_ns FROM paths WHERE item_id = ? ORDER BY missing, id", (item_id,)
-    ).fetchall()
-    return ItemRef(
-        id=row[0],
-        hash=row[1],
-        kind=row[2],
-        format=row[3],
-        size=row[4],
-        paths=tuple(os.fsdecode(bytes(p[0])) for p in paths),
-        mtime_ns=min((p[1] for p in paths), default=None),
-    )
+    return item

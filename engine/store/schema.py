@@ -231,6 +231,116 @@ def m003_jobs_finished_index(db: sqlite_utils.Database) -> None:
     )
 
 
+JOBS_V4 = """
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    item_id INTEGER REFERENCES items (id),   -- NULL for task jobs
+    task_key TEXT,                   -- task jobs: what the task is about, e.g. 'label:7'
+    stage TEXT NOT NULL,
+    version TEXT NOT NULL,           -- stage/model version the job is for
+    result_version TEXT,             -- version of the result stored now (NULL: none yet)
+    lane TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    session_id INTEGER,
+    state TEXT NOT NULL,   -- queued | running | done | failed | dead | cancelled | skipped
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    crashes INTEGER NOT NULL DEFAULT 0,  -- attempts that ended with the host dying
+    error TEXT,
+    not_before REAL NOT NULL DEFAULT 0,  -- retry backoff
+    blocked INTEGER NOT NULL DEFAULT 0,  -- requirements (same item) without a result yet
+    dispatched INTEGER NOT NULL DEFAULT 0,  -- a message for it is in Huey
+    token INTEGER NOT NULL DEFAULT 0,    -- matches the one message allowed to run it
+    suspect INTEGER NOT NULL DEFAULT 0,  -- >0: was running when a host died; run it in a
+                                         -- batch of at most this many, with nothing else
+    batch_n INTEGER NOT NULL DEFAULT 1,  -- size of the batch it was claimed in
+    rerun INTEGER NOT NULL DEFAULT 0,    -- task jobs: asked again while running
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    progress_done INTEGER, progress_total INTEGER, progress_note TEXT,
+    owner TEXT,                      -- worker host holding it
+    lease_until REAL,                -- renewed while it runs; expired = the host is gone
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    seq INTEGER NOT NULL,
+    UNIQUE (item_id, stage)
+)
+"""
+
+JOB_INDEXES_V4 = (
+    # The feeder's queries: ready jobs of a lane in priority order, and the same per
+    # import session (used when a paused session's jobs lead the queue).
+    """CREATE INDEX jobs_ready ON jobs (lane, priority, id)
+       WHERE state = 'queued' AND dispatched = 0 AND blocked = 0 AND suspect = 0""",
+    """CREATE INDEX jobs_ready_session ON jobs (lane, session_id, priority, id)
+       WHERE state = 'queued' AND dispatched = 0 AND blocked = 0 AND suspect = 0""",
+    "CREATE INDEX jobs_suspect ON jobs (id) WHERE suspect > 0",
+    "CREATE INDEX jobs_running ON jobs (owner) WHERE state = 'running'",
+    "CREATE INDEX jobs_dispatched ON jobs (id) WHERE dispatched = 1",
+    "CREATE UNIQUE INDEX jobs_task ON jobs (stage, task_key) WHERE item_id IS NULL",
+    "CREATE INDEX jobs_seq ON jobs (seq)",
+    "CREATE INDEX jobs_session ON jobs (session_id, state)",
+    "CREATE INDEX jobs_state ON jobs (state)",
+    "CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL",
+)
+
+
+@migration
+def m004_job_core(db: sqlite_utils.Database) -> None:
+    """Batches, dependencies, versions, task jobs, leases: the jobs table is rebuilt
+    (SQLite cannot drop NOT NULL from item_id in place) and gains its columns."""
+    conn = db.conn
+    triggers = [
+        row[0]
+        for row in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'jobs'"
+        )
+    ]
+    old_columns = [
+        "id", "item_id", "stage", "version", "lane", "priority", "session_id", "state",
+        "attempts", "max_attempts", "error", "not_before", "dispatched", "token", "suspect",
+        "owner", "lease_until", "created_at", "started_at", "finished_at", "seq",
+    ]  # fmt: skip
+    cols = ", ".join(old_columns)
+    conn.execute(JOBS_V4.replace("CREATE TABLE jobs", "CREATE TABLE jobs_v4"))
+    conn.execute(
+        f"""INSERT INTO jobs_v4 ({cols}, result_version)
+            SELECT {cols}, CASE WHEN state = 'done' THEN version END FROM jobs"""
+    )
+    conn.execute("DROP TABLE jobs")
+    conn.execute("ALTER TABLE jobs_v4 RENAME TO jobs")
+    for sql in JOB_INDEXES_V4:
+        conn.execute(sql)
+    for sql in triggers:
+        conn.execute(sql)
+    run_script(
+        conn,
+        """
+        -- Re-indexing runs as a session of its own, creating its jobs in chunks.
+        ALTER TABLE sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'import';
+        ALTER TABLE sessions ADD COLUMN planned INTEGER;
+        ALTER TABLE sessions ADD COLUMN stage TEXT;
+        ALTER TABLE sessions ADD COLUMN target_version TEXT;
+        ALTER TABLE sessions ADD COLUMN cursor INTEGER;
+
+        -- The version of each stage the library's jobs were last brought to.
+        CREATE TABLE stage_versions (stage TEXT PRIMARY KEY, version TEXT NOT NULL);
+        INSERT INTO stage_versions (stage, version)
+            SELECT stage, max(version) FROM jobs GROUP BY stage;
+
+        -- Worker hosts serving the library: heartbeat and what they hold (models).
+        CREATE TABLE hosts (
+            owner TEXT PRIMARY KEY,
+            pid INTEGER,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL,
+            stopped_at REAL,
+            info TEXT NOT NULL DEFAULT '{}'
+        );
+        """,
+    )
+
+
 def run_script(conn: sqlite3.Connection, script: str) -> None:
     """Run statements one by one: `executescript` would commit the open transaction,
     and a migration must apply whole or not at all."""

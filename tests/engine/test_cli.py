@@ -41,6 +41,7 @@ def test_import_status_items_retry_pause_shapes(
         "failed",
         "dead",
         "cancelled",
+        "skipped",
     }
 
     assert run(capsys, "--library", lib, "work", "--until-idle", "--json")["done"] == 6  # type: ignore[index]

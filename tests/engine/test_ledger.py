@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from engine.config import Settings
-from engine.jobs import ledger
+from engine.jobs import ledger, recovery
 from engine.library import Library
 from tests.engine.helpers import jpeg
 
@@ -103,9 +103,11 @@ def test_recovery_requeues_orphans_as_suspects_and_dead_letters_repeat_crashers(
     with library.catalog.write() as conn:
         taken = ledger.take_for_dispatch(conn, "import", 4, now)
         jobs = [ledger.claim(conn, j, t, "dead-host", now, 60) for j, t in taken[:2]]
-        conn.execute("UPDATE jobs SET attempts = max_attempts WHERE id = ?", (taken[1][0],))
-        counts = ledger.recover(conn, now)
-    assert counts == {"dead": 1, "requeued": 1, "undispatched": 2}
+        conn.execute(
+            "UPDATE jobs SET attempts = max_attempts, crashes = 2 WHERE id = ?", (taken[1][0],)
+        )
+        counts = recovery.recover(conn, now)
+    assert counts == {"dead": 1, "requeued": 1, "refunded": 0, "undispatched": 2}
     assert jobs[0] is not None
     state, _, _ = _state(library, jobs[0].id)
     assert state == "queued"
@@ -114,10 +116,10 @@ def test_recovery_requeues_orphans_as_suspects_and_dead_letters_repeat_crashers(
     with library.catalog.write() as conn:
         # Suspects wait until nothing else is in flight, then run alone.
         ledger.take_for_dispatch(conn, "import", 1, now)
-        assert ledger.take_suspect(conn, ["import"], now) is None
+        assert recovery.take_suspects(conn, ["import"], now, {}) is None
         conn.execute("UPDATE jobs SET dispatched = 0")
-        lane, job_id, _ = ledger.take_suspect(conn, ["import"], now) or ("", 0, 0)
-    assert (lane, job_id) == ("import", jobs[0].id)
+        lane, pairs = recovery.take_suspects(conn, ["import"], now, {}) or ("", [])
+    assert (lane, [job for job, _ in pairs]) == ("import", [jobs[0].id])
 
 
 def test_pause_blocks_claims_and_cancel_stops_a_session(library: Library, tmp_path: Path) -> None:
