@@ -6,10 +6,23 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
-from desktop.qt import QApplication, QIcon, QSettings, QStyleFactory
+from desktop.operations import library as library_ops
+from desktop.qt import (
+    QApplication,
+    QDesktopServices,
+    QIcon,
+    QMessageBox,
+    QSettings,
+    QStyleFactory,
+    QUrl,
+    QWidget,
+)
 from engine.config import default_library_dir
+from engine.errors import SettingsError
 
 log = logging.getLogger("shoebox.desktop")
 
@@ -44,6 +57,59 @@ def choose_library(library: str | None, state: QSettings) -> Path:
     return default_library_dir()
 
 
+SettingsChoice = Literal["open_folder", "retry", "skip"]
+
+
+def settings_error_box(error: SettingsError, parent: QWidget | None = None) -> QMessageBox:
+    """A message box naming the settings file and each problem, one per line."""
+    path = Path(error.path)
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Critical)
+    box.setWindowTitle("Library Settings")
+    box.setText(f"The library's settings file cannot be used:\n{path}")
+    box.setInformativeText(
+        "\n".join(error.problems)
+        + "\n\nEdit the file to fix this, or delete it to go back to the defaults, "
+        "then choose Try Again."
+    )
+    box.setDetailedText(str(error))
+    box.addButton("Open Settings File's Folder", QMessageBox.ButtonRole.ActionRole)
+    box.addButton("Try Again", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Continue Without Library", QMessageBox.ButtonRole.RejectRole)
+    return box
+
+
+def ask_settings_error(error: SettingsError, parent: QWidget | None = None) -> SettingsChoice:
+    """Show the settings error (modal) and return what the user chose."""
+    box = settings_error_box(error, parent)
+    box.exec()
+    role = box.buttonRole(box.clickedButton()) if box.clickedButton() else None
+    if role == QMessageBox.ButtonRole.ActionRole:
+        return "open_folder"
+    if role == QMessageBox.ButtonRole.AcceptRole:
+        return "retry"
+    return "skip"
+
+
+def check_library_settings(
+    folder: Path,
+    ask: Callable[[SettingsError], SettingsChoice] = ask_settings_error,
+) -> Path | None:
+    """`folder` once its settings file can be used; None if the user gives up.
+
+    A bad `settings.toml` would stop the library from opening: say which key is wrong
+    (no traceback) and let the user fix or delete the file and try again.
+    """
+    while (error := library_ops.settings_problem(folder)) is not None:
+        log.warning("%s", error)
+        choice = ask(error)
+        if choice == "open_folder":
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(error.path).parent)))
+        elif choice == "skip":
+            return None
+    return folder
+
+
 def run_app(library: str | None) -> int:
     """Open the main window on `library` (or the default one) and run until it closes."""
     # qasync binds to the first Qt it finds already imported: desktop.qt (PySide6) is.
@@ -54,7 +120,8 @@ def run_app(library: str | None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = make_app()
     state = QSettings()
-    folder = choose_library(library, state)
+    # Before the event loop: a bad settings.toml is explained here, not as a traceback.
+    folder = check_library_settings(choose_library(library, state))
 
     def quit_on_signal(signum: int, frame: object) -> None:
         # Python runs this at the next tick of any Python timer (the poll runs 4×/s);

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import LANES, default_library_dir
+from engine.errors import SettingsError
 
 if TYPE_CHECKING:
     from engine.library import Library
@@ -350,7 +351,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # the app is opened by desktop.launcher, not here
         parser.print_help()
         return 0
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except SettingsError as exc:
+        for line in str(exc).splitlines():
+            print(f"shoebox: {line}", file=sys.stderr)
+        print(
+            f"shoebox: edit {exc.path} to fix this, or delete it to go back to the defaults",
+            file=sys.stderr,
+        )
+        return 2
     return result
 
 

@@ -1,5 +1,9 @@
 """Error kinds that decide what the job system does with a failure."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 
 class ShoeboxError(Exception):
     """Base class for errors Shoebox raises on purpose."""
@@ -19,3 +23,17 @@ class TransientError(ShoeboxError):
 
 class LibraryLockedError(ShoeboxError):
     """Another worker host already serves this library."""
+
+
+class SettingsError(ShoeboxError):
+    """`settings.toml` cannot be used: every problem found, one per line.
+
+    Each line names the file, the table and key, what was expected and what was found,
+    e.g. `…/settings.toml: [general] queue_depth_per_worker must be a whole number ≥ 1,
+    not the text "4"`.
+    """
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = list(problems)
+        super().__init__("\n".join(f"{path}: {problem}" for problem in self.problems))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from engine.config import Settings, WorkerSettings
+from engine.config import Settings, WorkerSettings, load_settings, save_settings
+from engine.errors import SettingsError
 from engine.library import CATALOG_FILE, Library
 
 
@@ -18,12 +20,36 @@ def open_library(folder: Path) -> Library:
     return Library(folder)
 
 
+def settings_problem(folder: Path) -> SettingsError | None:
+    """Why the library's `settings.toml` cannot be used, or None (also: no file yet).
+
+    Reads the file only; nothing is created. Opening the library raises the same error.
+    """
+    try:
+        load_settings(Path(folder))
+    except SettingsError as exc:
+        return exc
+    return None
+
+
 def apply_settings(library: Library, *, workers: WorkerSettings, device: str) -> Settings:
-    """Save new worker counts and compute device; the caller restarts the worker host."""
-    library.settings.workers = workers
-    library.settings.device = device
-    library.save_settings()
-    return library.settings
+    """Save new per-lane worker counts and compute device; the caller restarts the host.
+
+    The settings dialog has no field for the shared pool size: the library's own value
+    is kept. Raises SettingsError (saving nothing, changing nothing) if a value is invalid.
+    """
+    lanes = {
+        "interactive": workers.interactive,
+        "import_": workers.import_,
+        "batch": workers.batch,
+        "learning": workers.learning,
+    }
+    settings = library.settings
+    new_workers = replace(settings.workers, **lanes)
+    save_settings(library.root, replace(settings, workers=new_workers, device=device))
+    settings.workers = new_workers  # in place: other parts of the app hold this object
+    settings.device = device
+    return settings
 
 
 def look_at(library: Library, item_id: int) -> int:
