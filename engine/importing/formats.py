@@ -55,7 +55,9 @@ def sniff_format(head: bytes, size: int) -> str:
         return "gif"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
+    # Classic TIFF (version 42) and BigTIFF (version 43, 64-bit offsets), each in
+    # little-endian (II) or big-endian (MM) byte order.
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "tiff"
     if head[:2] == b"BM":
         return "bmp"

@@ -22,6 +22,12 @@ PDFIUM_LOCK = threading.RLock()
 
 _heif_registered = False
 _heif_lock = threading.Lock()
+_pillow_configured = False
+_pillow_lock = threading.Lock()
+
+# What Pillow's parsers and decoders raise for a bad file. Only these, raised while
+# opening or decoding, become "damaged" reasons; anything else is a bug of ours.
+DECODER_ERRORS: tuple[type[Exception], ...] = (OSError, SyntaxError, ValueError, EOFError)
 
 FORMAT_NAMES = {
     "jpeg": "JPEG",
@@ -43,6 +49,26 @@ def _register_heif() -> None:
 
             register_heif_opener()
             _heif_registered = True
+
+
+def _configure_pillow() -> None:
+    """Once per process, before the first open: our pixel limit, and no bomb warnings.
+
+    Pillow warns above MAX_IMAGE_PIXELS and raises above twice that. The warning is
+    ignored by a filter installed once (`warnings.catch_warnings` around each open
+    would swap the process-wide filter list under other threads); the explicit
+    pixel-count check in `open_image` refuses those images instead. Done lazily, not
+    at import, so that importing the engine does not import Pillow."""
+    global _pillow_configured
+    if _pillow_configured:
+        return
+    with _pillow_lock:
+        if not _pillow_configured:
+            from PIL import Image
+
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+            warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+            _pillow_configured = True
 
 
 def check_readable_format(item: ItemRef) -> None:
@@ -81,34 +107,49 @@ def open_image(item: ItemRef) -> Iterator[Image.Image]:
     check_readable_format(item)
     if item.format == "heif":
         _register_heif()
+    _configure_pillow()
     path = existing_path(item)
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+        img = Image.open(path)
     except Image.DecompressionBombError as exc:
         raise PermanentError(_too_large_reason(str(exc))) from exc
-    except Image.DecompressionBombWarning as exc:
+    except Image.DecompressionBombWarning as exc:  # only where a caller's filter makes it an error
         raise PermanentError(_too_large_reason(str(exc))) from exc
     except UnidentifiedImageError as exc:
+        if item.format == "tiff" and _is_big_endian_bigtiff(path):
+            raise PermanentError(
+                "The file is a big-endian BigTIFF, a TIFF variant the image decoder "
+                "cannot read yet."
+            ) from exc
         name = FORMAT_NAMES.get(item.format, item.format)
         raise PermanentError(
             f"The file starts like a {name} image but cannot be decoded (damaged or unsupported)."
         ) from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # Pillow's parsers' errors
+    except DECODER_ERRORS as exc:
         raise decode_error(exc, item) from exc
     try:
         width, height = img.size
         if width * height > MAX_PIXELS:
+            # The same sentence Pillow's bomb check leads to, for images between the
+            # limit and twice it, whose warning is ignored.
             raise PermanentError(
-                f"The image claims {width:,} × {height:,} pixels, too large to open safely."
+                f"The image is too large to open safely ({width * height:,} pixels)."
             )
         if width <= 0 or height <= 0:
             raise PermanentError("The image header claims zero width or height.")
         yield img
     finally:
         img.close()
+
+
+def _is_big_endian_bigtiff(path: str) -> bool:
+    # Pillow (through 13.0 at least) looks for BigTIFF's version 43 in the
+    # little-endian byte only, so it cannot identify big-endian BigTIFFs.
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"MM\x00+"
+    except OSError:
+        return False
 
 
 def _too_large_reason(message: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from engine.errors import PermanentError
 from engine.pipeline.media import (
+    DECODER_ERRORS,
     PDFIUM_LOCK,
     check_readable_format,
     decode_error,
@@ -114,11 +115,21 @@ def parse_gps(gps: dict[int, Any]) -> tuple[float, float, float | None] | None:
 
 
 def _mtime_iso(item: ItemRef, path: str) -> str:
-    mtime = item.mtime_ns / 1e9 if item.mtime_ns else os.stat(path).st_mtime
+    if item.mtime_ns:
+        mtime = item.mtime_ns / 1e9
+    else:
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError as exc:
+            raise translate_os_error(exc) from exc
     return datetime.fromtimestamp(mtime).replace(microsecond=0).isoformat()
 
 
 def photo_metadata(item: ItemRef) -> dict[str, Any]:
+    """What the file says, read inside one open; then our parsing of it.
+
+    Only reading the file maps to "damaged" reasons: an error in the parsing below
+    is a bug of ours and propagates as it is (logged with a traceback, retried)."""
     with open_image(item) as img:
         filename = getattr(img, "filename", None)
         path = filename if isinstance(filename, str) else item.paths[0]
@@ -132,7 +143,10 @@ def photo_metadata(item: ItemRef) -> dict[str, Any]:
         else:
             broken_exif = None
         width, height = img.size
-        frames = int(getattr(img, "n_frames", 1) or 1)
+        try:
+            frames = int(getattr(img, "n_frames", 1) or 1)  # walks every frame of a TIFF/GIF
+        except DECODER_ERRORS as exc:
+            raise decode_error(exc, item) from exc
         mode = img.mode
         fmt = img.format
     orientation = int(exif.get(ORIENTATION, 1)) if exif else 1
@@ -198,6 +212,8 @@ def pdf_metadata(item: ItemRef) -> dict[str, Any]:
             pages = len(pdf)
             info = pdf.get_metadata_dict(skip_empty=True)
             width, height = pdf[0].get_size() if pages else (0.0, 0.0)
+        except pdfium.PdfiumError as exc:
+            raise PermanentError(f"The PDF is damaged and cannot be read ({exc}).") from exc
         finally:
             pdf.close()
     created = parse_pdf_date(info.get("CreationDate"))
@@ -232,10 +248,8 @@ class MetadataStage(ItemStage):
     kinds = frozenset({"photo", "document"})
 
     def run(self, item: ItemRef, ctx: StageContext) -> StageOutput:
-        try:
-            data = pdf_metadata(item) if item.format == "pdf" else photo_metadata(item)
-        except Exception as exc:
-            raise decode_error(exc, item) from exc
+        # No catch-all here: reading errors are mapped where the file is read.
+        data = pdf_metadata(item) if item.format == "pdf" else photo_metadata(item)
         return StageOutput(data=data)
 
     def store(self, conn: sqlite3.Connection, item: ItemRef, output: StageOutput, seq: int) -> None:

@@ -8,13 +8,21 @@ the stage twice rewrites the same bytes.
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from engine.pipeline.media import PDFIUM_LOCK, check_readable_format, decode_error, existing_path
+from engine.pipeline.media import (
+    DECODER_ERRORS,
+    PDFIUM_LOCK,
+    check_readable_format,
+    decode_error,
+    existing_path,
+    translate_os_error,
+)
 from engine.pipeline.media import open_image as _open_image
 from engine.pipeline.types import ItemRef, ItemStage, StageContext, StageOutput, upsert_result
 
@@ -30,6 +38,39 @@ def thumb_relpath(content_hash: str, px: int) -> str:
     return f"thumbs/{content_hash[:2]}/{content_hash}-{px}.jpg"
 
 
+# Full-scale values of the sample depths cameras and scanners store in 16-bit
+# samples (8-bit data in 16-bit files too): the smallest one that covers an
+# image's brightest pixel is taken as its white.
+_FULL_SCALES = tuple(2**bits - 1 for bits in (8, 10, 12, 14, 16))
+# Greyscale modes with more than 8 bits a sample (F: 32-bit float).
+_HIGH_BIT_GREY = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
+
+
+def _grey_to_l(img: Image.Image) -> Image.Image:
+    """High-bit-depth greyscale to 8 bits by the data's real range.
+
+    12-bit data in 16-bit samples (max 4095) fills 0..255 instead of coming out
+    nearly black; 16-bit data keeps its relative brightness. No numpy: Pillow's
+    `getextrema` and a linear `point` do it in C."""
+    if img.mode not in ("I;16", "I", "F"):
+        # getextrema/point do not take I;16B/I;16L/I;16N, and converting those to
+        # I;16 clips at 255; I (32-bit) holds every value.
+        img = img.convert("I")
+    lo, hi = cast("tuple[float, float]", img.getextrema())
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN/inf in float data
+        lo, hi = 0.0, 1.0
+    offset = -lo if lo < 0 else 0  # signed samples: the darkest becomes black
+    peak = hi + offset
+    full: float
+    if img.mode == "F" and lo >= 0 and hi <= 1.0:
+        full = 1.0  # float samples are usually normalised to 0..1
+    else:
+        full = next((scale for scale in _FULL_SCALES if peak <= scale), peak)
+    gain = 255 / full
+    # +0.5: point() and the conversion to L truncate; values above 255 are clipped.
+    return img.point(lambda v: (v + offset) * gain + 0.5).convert("L")
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     from PIL import Image
 
@@ -40,21 +81,30 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit greyscale TIFFs
-        return img.point(lambda v: v / 256).convert("L").convert("RGB")
+    if img.mode in _HIGH_BIT_GREY:  # 16-bit and float greyscale TIFFs and PNGs
+        return _grey_to_l(img).convert("RGB")
+    # Pillow itself decodes 16-bit RGB(A) TIFFs to 8-bit RGB(A) (the high byte).
     return img.convert("RGB")
 
 
 def decode_photo(item: ItemRef, target_px: int = PREVIEW_PX) -> Image.Image:
-    """Decode a photo upright, at least `target_px` on its long side when the source allows."""
+    """Decode a photo upright as RGB, at least `target_px` on its long side when the
+    source allows.
+
+    Only what reads the file (open, draft, load, EXIF) maps to "damaged/truncated"
+    reasons; the conversion to RGB after it is our code, and its errors are bugs."""
     from PIL import ImageOps
 
     with _open_image(item) as img:
-        if img.format == "JPEG":
-            img.draft("RGB", (target_px, target_px))
-        img.load()
-        upright = ImageOps.exif_transpose(img)
-        return _to_rgb(upright if upright is not None else img.copy())
+        try:
+            if img.format == "JPEG":
+                img.draft("RGB", (target_px, target_px))
+            img.load()
+            upright = ImageOps.exif_transpose(img)
+            decoded = upright if upright is not None else img.copy()
+        except DECODER_ERRORS as exc:
+            raise decode_error(exc, item) from exc
+    return _to_rgb(decoded)
 
 
 def render_pdf_page(item: ItemRef, target_px: int = PREVIEW_PX) -> Image.Image:
@@ -69,6 +119,8 @@ def render_pdf_page(item: ItemRef, target_px: int = PREVIEW_PX) -> Image.Image:
             pdf = pdfium.PdfDocument(path)
         except pdfium.PdfiumError as exc:
             raise PermanentError(f"The PDF cannot be opened ({exc}).") from exc
+        except OSError as exc:
+            raise translate_os_error(exc) from exc
         try:
             if len(pdf) == 0:
                 raise PermanentError("The PDF has no pages.")
@@ -77,6 +129,8 @@ def render_pdf_page(item: ItemRef, target_px: int = PREVIEW_PX) -> Image.Image:
             scale = target_px / max(width, height, 1.0)
             image = page.render(scale=scale).to_pil()
             page.close()
+        except pdfium.PdfiumError as exc:
+            raise PermanentError(f"The PDF's first page cannot be rendered ({exc}).") from exc
         finally:
             pdf.close()
     return _to_rgb(image)
@@ -95,18 +149,19 @@ def _save_atomic(img: Image.Image, dest: Path, quality: int) -> None:
 
 
 def make_thumbnails(item: ItemRef, library_dir: Path) -> dict[str, dict[str, int | str]]:
-    """Decode once, write preview and thumbnail; returns {size: {path, width, height}}."""
+    """Decode once, write preview and thumbnail; returns {size: {path, width, height}}.
+
+    Decoding raises PermanentError for a bad file; resizing and saving are ours, so
+    what they raise propagates as it is (logged with a traceback and retried), never
+    as "the file is damaged"."""
     from PIL import Image
 
-    try:
-        image = render_pdf_page(item) if item.format == "pdf" else decode_photo(item)
-        preview = image.copy() if max(image.size) > PREVIEW_PX else image
-        if preview is not image:
-            preview.thumbnail((PREVIEW_PX, PREVIEW_PX), Image.Resampling.BICUBIC, reducing_gap=2.0)
-        thumb = preview.copy()
-        thumb.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.BICUBIC, reducing_gap=2.0)
-    except Exception as exc:
-        raise decode_error(exc, item) from exc
+    image = render_pdf_page(item) if item.format == "pdf" else decode_photo(item)
+    preview = image.copy() if max(image.size) > PREVIEW_PX else image
+    if preview is not image:
+        preview.thumbnail((PREVIEW_PX, PREVIEW_PX), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    thumb = preview.copy()
+    thumb.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.BICUBIC, reducing_gap=2.0)
     written: dict[str, dict[str, int | str]] = {}
     for size, img, quality in (("preview", preview, 85), ("thumb", thumb, 82)):
         rel = thumb_relpath(item.hash, SIZES[size])

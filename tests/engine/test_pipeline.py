@@ -2,19 +2,24 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
+import warnings
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
-from engine.errors import PermanentError
+from engine.errors import PermanentError, TransientError
 from engine.importing.formats import sniff_format
 from engine.importing.hashing import hash_file
+from engine.pipeline import metadata, thumbnail
 from engine.pipeline.metadata import MetadataStage, parse_exif_datetime, parse_pdf_date
-from engine.pipeline.types import ItemRef, StageContext
 from engine.pipeline.thumbnail import ThumbnailStage
+from engine.pipeline.types import ItemRef, StageContext
 from tests.engine.helpers import jpeg
 
 
@@ -196,3 +201,90 @@ def test_jpeg_truncated_inside_its_header_fails_permanently(tmp_path: Path) -> N
         with pytest.raises(PermanentError) as info:
             stage.run(_ref(path), StageContext(tmp_path))
         assert "truncated" in str(info.value) or "damaged" in str(info.value)
+
+
+def _pdf(path: Path) -> Path:
+    Image.new("RGB", (850, 1100), (255, 255, 255)).save(path, "PDF")
+    return path
+
+
+@pytest.mark.parametrize("error", [TypeError, ValueError, OSError])
+@pytest.mark.parametrize("kind", ["jpeg", "pdf"])
+def test_a_bug_in_our_conversion_is_not_called_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: type[Exception], kind: str
+) -> None:
+    # Decoding succeeded; what fails is Shoebox's own code after it. That is a bug to
+    # log and retry, never "the file is damaged".
+    path = jpeg(tmp_path / "p.jpg", 7) if kind == "jpeg" else _pdf(tmp_path / "d.pdf")
+
+    def broken(img: Image.Image) -> Image.Image:
+        raise error("bug in the conversion")
+
+    monkeypatch.setattr(thumbnail, "_to_rgb", broken)
+    with pytest.raises(Exception) as info:  # any type but Permanent/Transient
+        ThumbnailStage().run(_ref(path), StageContext(tmp_path))
+    assert not isinstance(info.value, PermanentError | TransientError)
+    assert isinstance(info.value, error)
+    assert "damaged" not in str(info.value)
+
+
+@pytest.mark.parametrize("error", [TypeError, ValueError, OSError])
+def test_a_bug_in_our_metadata_parsing_is_not_called_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: type[Exception]
+) -> None:
+    path = jpeg(tmp_path / "p.jpg", 8, exif=_exif(1, "2019:07:04 15:30:00"))
+
+    def broken(value: object) -> str | None:
+        raise error("bug in the parser")
+
+    monkeypatch.setattr(metadata, "parse_exif_datetime", broken)
+    with pytest.raises(Exception) as info:  # any type but Permanent/Transient
+        MetadataStage().run(_ref(path), StageContext(tmp_path))
+    assert not isinstance(info.value, PermanentError | TransientError)
+    assert "damaged" not in str(info.value)
+
+
+def test_opening_images_leaves_the_warning_filters_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # warnings.catch_warnings swaps the process-wide filter list: from worker threads
+    # it races. Opening an image must neither use it nor change the filters.
+    paths = [jpeg(tmp_path / f"p{i}.jpg", 20 + i) for i in range(8)]
+    ThumbnailStage().run(_ref(paths[0]), StageContext(tmp_path))  # one-time setup done
+
+    used_by: list[str] = []
+
+    class Spy(warnings.catch_warnings):  # records who uses it; pytest itself does too
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            caller = str(sys._getframe(1).f_globals.get("__name__", ""))
+            if caller.startswith("engine."):
+                used_by.append(caller)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(warnings, "catch_warnings", Spy)
+    before = list(warnings.filters)
+
+    def both(path: Path) -> None:
+        for stage in (MetadataStage(), ThumbnailStage()):
+            stage.run(_ref(path), StageContext(tmp_path))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(both, paths))
+    assert used_by == []
+    assert warnings.filters == before
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["warning-ignored", "warnings-as-errors"])
+def test_image_between_the_limit_and_twice_it_is_refused(tmp_path: Path, strict: bool) -> None:
+    # Pillow only warns below twice its limit; the explicit check refuses these with
+    # the same sentence as before, whatever the process's warning filters say.
+    path = tmp_path / "wide.png"
+    path.write_bytes(_png_header_only(20_000, 15_000))
+    with warnings.catch_warnings():
+        # pytest resets the filters per test, dropping the one open_image installs
+        # once per process; put its equivalent back (or make every warning an error).
+        warnings.simplefilter("error" if strict else "ignore", Image.DecompressionBombWarning)
+        for stage in (MetadataStage(), ThumbnailStage()):
+            with pytest.raises(PermanentError) as info:
+                stage.run(_ref(path), StageContext(tmp_path))
+            assert str(info.value) == "The image is too large to open safely (300,000,000 pixels)."
