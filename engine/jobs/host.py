@@ -369,13 +369,19 @@ class WorkerHost:
     # -- feeding -----------------------------------------------------------------
 
     def _feed_loop(self) -> None:
+        failures = 0
         while not self._stop.is_set():
             try:
                 self.housekeeping()
                 self.feed_once()
+                failures = 0
             except Exception:
-                log.exception("feeder failed; trying again")
-            self._feed_wake.wait(FEED_INTERVAL_S)
+                failures += 1
+                if failures in (1, 10) or failures % 1000 == 0:  # don't flood the log
+                    log.exception("feeder failed (%d in a row); trying again", failures)
+            # Back off while it keeps failing (the disk is full, the catalog locked).
+            delay = FEED_INTERVAL_S if not failures else min(2.0, FEED_INTERVAL_S * failures)
+            self._feed_wake.wait(delay)
             self._feed_wake.clear()
 
     def housekeeping(self, force: bool = False) -> None:
@@ -518,7 +524,9 @@ class WorkerHost:
                 return 0
         limits = {s.name: s.batch_size for s in self.registry.stages()}
         with self.catalog.write() as wconn:
-            taken = recovery.take_suspects(wconn, active, now, limits)
+            taken = recovery.take_suspects(
+                wconn, active, now, limits, self.owner if self.shared_broker else None
+            )
         if taken is None:
             return 0
         lane, pairs = taken

@@ -38,9 +38,10 @@ STATES = ("queued", "running", "done", "failed", "dead", "cancelled", "skipped")
 TERMINAL = ("done", "failed", "dead", "cancelled", "skipped")
 RETRYABLE = ("failed", "dead", "skipped")
 
+# {n}: attempts that ended with the host dying (not transient failures).
 CRASH_REASON = (
-    "Shoebox stopped unexpectedly {n} times while working on this file "
-    "(it may crash the decoder). Retry it from the jobs panel or with `shoebox retry`."
+    "Shoebox stopped unexpectedly while working on this file ({n} of its attempts ended "
+    "that way; it may crash the decoder). Retry it from the jobs panel or with `shoebox retry`."
 )
 SQL_CHUNK = 500  # ids per `IN (...)`: well under SQLite's variable limit
 

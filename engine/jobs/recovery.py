@@ -125,20 +125,33 @@ def has_suspects(conn: sqlite3.Connection, lanes: Sequence[str]) -> bool:
 
 
 def take_suspects(
-    conn: sqlite3.Connection, lanes: Sequence[str], now: float, batch_limit: dict[str, int]
+    conn: sqlite3.Connection,
+    lanes: Sequence[str],
+    now: float,
+    batch_limit: dict[str, int],
+    owner: str | None = None,
 ) -> tuple[str, list[tuple[int, int]]] | None:
     """Dispatch the next group of suspects, to run with nothing else in flight.
 
     Only when nothing else runs or waits in Huey: if it crashes the host again,
-    only its members are blamed. Returns (lane, [(job id, token)])."""
-    busy = (
-        conn.execute(
-            """SELECT 1 FROM jobs INDEXED BY jobs_running WHERE state = 'running' LIMIT 1"""
+    only its members are blamed. With `owner` (a host sharing its broker), only
+    that host's own running jobs count: other hosts' work cannot crash this one.
+    Returns (lane, [(job id, token)])."""
+    if owner is None:
+        busy = (
+            conn.execute(
+                "SELECT 1 FROM jobs INDEXED BY jobs_running WHERE state = 'running' LIMIT 1"
+            ).fetchone()
+            or conn.execute(
+                "SELECT 1 FROM jobs INDEXED BY jobs_dispatched WHERE dispatched = 1 LIMIT 1"
+            ).fetchone()
+        )
+    else:
+        busy = conn.execute(
+            """SELECT 1 FROM jobs INDEXED BY jobs_running
+               WHERE state = 'running' AND owner = ? LIMIT 1""",
+            (owner,),
         ).fetchone()
-        or conn.execute(
-            "SELECT 1 FROM jobs INDEXED BY jobs_dispatched WHERE dispatched = 1 LIMIT 1"
-        ).fetchone()
-    )
     if busy or not lanes:
         return None
     first = conn.execute(

@@ -112,7 +112,7 @@ def test_recovery_requeues_orphans_as_suspects_and_dead_letters_repeat_crashers(
     state, _, _ = _state(library, jobs[0].id)
     assert state == "queued"
     state, _, error = _state(library, taken[1][0])
-    assert state == "dead" and error is not None and "stopped unexpectedly 3 times" in error
+    assert state == "dead" and error is not None and "(3 of its attempts ended that way" in error
     with library.catalog.write() as conn:
         # Suspects wait until nothing else is in flight, then run alone.
         ledger.take_for_dispatch(conn, "import", 1, now)
