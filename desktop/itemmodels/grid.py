@@ -309,13 +309,20 @@ def stage_title(stage: str | None) -> str:
 
 
 def state_text(row: GridRow) -> str:
+    state: str = row.state  # the ledger may know states this version does not
     if row.missing:
         return "Missing: no file is left at its paths"
-    if row.state == "working":
+    if state == "working":
         return f"Working: {stage_title(row.stage).lower()}"
-    if row.state == "failed":
+    if state == "failed":
         return f"Failed ({stage_title(row.stage).lower()}): {row.error or 'no reason recorded'}"
-    return {"queued": "Queued", "done": "Done", "cancelled": "Cancelled"}[row.state]
+    skipped = [s for s, st in row.stages.items() if st == "skipped"]
+    if state == "skipped" or (state == "done" and skipped):
+        stage = stage_title(row.stage or (skipped[0] if skipped else "")).lower()
+        reason = row.error or "a step it needs failed"
+        return f"Skipped ({stage}): {reason}" if stage else f"Skipped: {reason}"
+    known = {"queued": "Queued", "done": "Done", "cancelled": "Cancelled"}
+    return known.get(state) or stage_title(state) or "Unknown"
 
 
 def tooltip(row: GridRow) -> str:

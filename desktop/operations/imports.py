@@ -54,3 +54,15 @@ def start_import(
 
     run_in_thread(work, done, failed)
     return op
+
+
+def describe(summary: ImportSummary) -> str:
+    """What an import found, for the status bar: "Catalogued: 240 files, 238 new, …"."""
+    parts = [f"{summary.files_seen:,} files", f"{summary.items_new:,} new"]
+    if summary.duplicates:
+        parts.append(f"{summary.duplicates:,} duplicates")
+    if summary.skipped:
+        parts.append(f"{summary.skipped:,} skipped")
+    if summary.unreadable:
+        parts.append(f"{summary.unreadable:,} unreadable")
+    return "Catalogued: " + ", ".join(parts)

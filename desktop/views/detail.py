@@ -40,7 +40,10 @@ STATE_LABELS = {
     "failed": "Failed",
     "dead": "Gave up",
     "cancelled": "Cancelled",
+    "skipped": "Skipped",
 }
+FAILED_STATES = ("failed", "dead")
+RETRYABLE_STATES = (*FAILED_STATES, "skipped")  # retrying a failed step brings back its skips
 
 
 def open_containing_folder(path: str) -> bool:
@@ -167,7 +170,7 @@ class DetailPane(QWidget):
         if self._image is None:
             self.preview.setPixmap(QPixmap())
             failed = self.detail is not None and any(
-                s.state in ("failed", "dead") for s in self.detail.stages
+                s.state in RETRYABLE_STATES for s in self.detail.stages
             )
             text = "No preview available" if failed else "No preview yet"
             self.preview.setText(text if self.item_id is not None else "")
@@ -244,7 +247,7 @@ class DetailPane(QWidget):
             stage_label.setStyleSheet(f"color: {muted};")
             badge_key = {"running": "working", "dead": "failed"}.get(stage.state, stage.state)
             colour = BADGE_COLOURS.get(badge_key, BADGE_COLOURS["queued"])
-            state_text = STATE_LABELS.get(stage.state, stage.state)
+            state_text = STATE_LABELS.get(stage.state) or stage.state.capitalize()
             if stage.attempts > 1:
                 state_text += f" · {stage.attempts} attempts"
             state_label = QLabel(
@@ -255,10 +258,12 @@ class DetailPane(QWidget):
                 err = QLabel(stage.error)
                 err.setWordWrap(True)
                 err.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-                if stage.state in ("failed", "dead"):
+                if stage.state in FAILED_STATES:
                     err.setStyleSheet(f"color: {error_colour};")
+                elif stage.state == "skipped":
+                    err.setStyleSheet(f"color: {muted};")
                 stages.addRow("", err)
-            retryable = retryable or stage.state in ("failed", "dead")
+            retryable = retryable or stage.state in RETRYABLE_STATES
         if not detail.stages:
             stages.addRow(QLabel("Nothing to process for this file."))
         layout.addLayout(stages)

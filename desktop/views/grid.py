@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from desktop.itemmodels.grid import GridModel, RowRole, stage_title
+from desktop.itemmodels.grid import GridModel, ItemIdRole, RowRole, stage_title
 from desktop.qt import (
     QAbstractItemView,
     QColor,
@@ -61,6 +61,8 @@ BADGE_COLOURS: dict[str, str] = {
     "failed": "#dc2626",
     "missing": "#d97706",
     "cancelled": "#64748b",
+    "skipped": "#78716c",  # a warmer grey: it did not run because another step failed
+    "other": "#64748b",  # a state this version does not know
 }
 
 # What a badge says while a stage runs (unknown stages show their own name).
@@ -72,23 +74,41 @@ STAGE_VERBS: dict[str, str] = {
     "detect": "Finding objects",
 }
 
+WELCOME = (
+    "Drop a folder here",
+    "Photos and scanned documents appear at once and are processed in the background."
+    "\nOr choose File ▸ Import Folder… (Ctrl+I).",
+)
+NO_MATCHES = ("Nothing matches", "Try another filter or clear the search.")
+
 # Cell state bits (part of a painted cell's identity).
 SELECTED, HOVERED, FOCUSED = 1, 2, 4
 
 
+def is_skipped(row: GridRow) -> bool:
+    """Nothing left to run, and a step was skipped (one it needs failed): not "done"."""
+    state: str = row.state
+    return state == "skipped" or (state == "done" and "skipped" in row.stages.values())
+
+
 def badge_for(row: GridRow) -> tuple[str, str]:
     """(colour key, text) of the badge a row shows; text "" for the compact done mark."""
+    state: str = row.state  # the ledger may know states this version does not
     if row.missing:
         return "missing", "Missing"
-    if row.state == "working":
+    if state == "working":
         return "working", f"{STAGE_VERBS.get(row.stage or '', stage_title(row.stage))}…"
-    if row.state == "queued":
+    if state == "queued":
         return "queued", "Queued"
-    if row.state == "failed":
+    if state == "failed":
         return "failed", "Failed"
-    if row.state == "cancelled":
+    if is_skipped(row):
+        return "skipped", "Skipped"
+    if state == "cancelled":
         return "cancelled", "Cancelled"
-    return "done", ""
+    if state == "done":
+        return "done", ""
+    return "other", stage_title(state) or "Unknown"
 
 
 def is_dark(palette: QPalette) -> bool:
@@ -115,7 +135,7 @@ class _Fonts:
 
 
 def _subtitle(row: GridRow) -> str:
-    if row.state == "failed" and row.error:
+    if row.state in ("failed", "skipped") and row.error:
         return row.error
     if row.taken_at:
         return row.taken_at[:10]
@@ -272,7 +292,7 @@ class CellPainter:
         sprite = self._sprites.get(key)
         if sprite is not None:
             return sprite
-        colour = QColor(BADGE_COLOURS[kind])
+        colour = QColor(BADGE_COLOURS.get(kind, BADGE_COLOURS["other"]))
         outline = QColor(255, 255, 255, 200)
         if not text:  # done: a small check mark in a circle
             d = 20.0
@@ -384,11 +404,8 @@ class GridView(QAbstractItemView):
         self.setAttribute(Qt.WidgetAttribute.WA_MacShowFocusRect, False)
         self.doubleClicked.connect(self.openRequested)
         self.drop_highlight = False
-        self.empty_title = "Drop a folder here"
-        self.empty_text = (
-            "Photos and scanned documents appear at once and are processed in the background."
-            "\nOr choose File ▸ Import Folder… (Ctrl+I)."
-        )
+        self.empty_title, self.empty_text = WELCOME
+        self._restore_id: int | None = None
 
     # -- geometry ------------------------------------------------------------------
 
@@ -673,12 +690,42 @@ class GridView(QAbstractItemView):
             old.rowsRemoved.disconnect(self._on_rows_removed)
             old.modelReset.disconnect(self._forget)
             old.layoutChanged.disconnect(self._forget)
+            if isinstance(old, GridModel):
+                old.aboutToReset.disconnect(self._remember_current)
+                old.reset.disconnect(self._restore_current)
         super().setModel(model)
         self._forget()
         if model is not None:
             model.rowsRemoved.connect(self._on_rows_removed)
             model.modelReset.connect(self._forget)
             model.layoutChanged.connect(self._forget)
+            if isinstance(model, GridModel):
+                model.aboutToReset.connect(self._remember_current)
+                model.reset.connect(self._restore_current)
+
+    # -- items ---------------------------------------------------------------------
+
+    def current_item_id(self) -> int | None:
+        index = self.currentIndex()
+        return int(index.data(ItemIdRole)) if index.isValid() else None
+
+    def selected_item_ids(self) -> list[int]:
+        return [int(i.data(ItemIdRole)) for i in self.selectionModel().selectedIndexes()]
+
+    def _remember_current(self) -> None:
+        """Before a reset (a new filter or sort): the current item is kept if it stays."""
+        self._restore_id = self.current_item_id()
+
+    def _restore_current(self) -> None:
+        item_id, self._restore_id = self._restore_id, None
+        model = self.model()
+        if item_id is None or not isinstance(model, GridModel):
+            return
+        row = model.row_of(item_id)
+        if row is not None:
+            index = model.index(row, 0)
+            self.setCurrentIndex(index)
+            self.scrollTo(index)
 
     def _on_rows_removed(self, parent: QModelIndex, start: int, end: int) -> None:
         if parent == self.rootIndex():
@@ -756,6 +803,10 @@ class GridView(QAbstractItemView):
     def set_empty_message(self, title: str, text: str) -> None:
         self.empty_title, self.empty_text = title, text
         self.viewport().update()
+
+    def show_empty_state(self, filtered: bool) -> None:
+        """What an empty grid says: a welcome, or that the filter matches nothing."""
+        self.set_empty_message(*(NO_MATCHES if filtered else WELCOME))
 
     # -- painting ----------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ from desktop.qt import (
 from desktop.views.imports_panel import Confirm, ImportsPanel, StatusSummary, ask
 from engine import progress
 from engine.config import LANES
+from engine.jobs.ledger import STATES
 from engine.library import Changes, Library
 from engine.progress import LaneCounts, ProblemJob, RunningJob
 
@@ -64,7 +65,16 @@ LANE_HINTS = {
     "batch": "Re-indexing after a model change",
     "learning": "Training your labels (one at a time)",
 }
-COUNT_COLUMNS = ("queued", "running", "done", "failed", "dead")
+# Every state the ledger knows but cancelled (which only shows in the imports panel).
+COUNT_COLUMNS = tuple(s for s in STATES if s != "cancelled")
+# The problem list: failures, and the jobs skipped because of them (retried with them).
+ALL_PROBLEMS = tuple(dict.fromkeys((*progress.PROBLEM_STATES, "skipped")))
+PROBLEM_FILTERS = (
+    ("All problems", ALL_PROBLEMS),
+    ("Failed only", ("failed",)),
+    ("Dead only", ("dead",)),
+    ("Skipped only", ("skipped",)),
+)
 PROBLEMS_PAGE = 500
 IDLE_REFRESH_S = 1.0
 PROBLEMS_REFRESH_S = 2.0  # a busy ledger re-reads the problem list at most this often
@@ -74,6 +84,7 @@ RED = QColor("#dc2626")
 AMBER = QColor("#d97706")
 GREEN = QColor("#16a34a")
 BLUE = QColor("#2563eb")
+GREY = QColor("#78716c")
 
 R = TypeVar("R")
 
@@ -193,8 +204,20 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min"
 
 
+PROBLEM_TITLES = {"dead": "Dead", "failed": "Failed", "skipped": "Skipped"}
+PROBLEM_HINTS = {
+    "dead": "Gave up after repeated errors",
+    "failed": "Cannot be processed as it is (not retried automatically)",
+    "skipped": "Not run: a step it needs failed (retrying that step brings it back)",
+}
+
+
 def _state_color(p: ProblemJob) -> QColor:
-    return RED if p.state == "dead" else AMBER
+    return {"dead": RED, "skipped": GREY}.get(p.state, AMBER)
+
+
+def _problem_count(counts: LaneCounts) -> int:
+    return sum(int(getattr(counts, state, 0)) for state in ALL_PROBLEMS)
 
 
 def running_columns() -> list[Column[RunningJob]]:
@@ -222,12 +245,8 @@ def problem_columns() -> list[Column[ProblemJob]]:
         Column("Stage", lambda p: p.stage),
         Column(
             "State",
-            lambda p: "Dead" if p.state == "dead" else "Failed",
-            lambda p: (
-                "Gave up after repeated errors"
-                if p.state == "dead"
-                else "Cannot be processed as it is (not retried automatically)"
-            ),
+            lambda p: PROBLEM_TITLES.get(p.state) or p.state.capitalize(),
+            lambda p: PROBLEM_HINTS.get(p.state, ""),
             _state_color,
         ),
         Column("Reason", lambda p: p.error, lambda p: f"{p.path}\n\n{p.error}"),
@@ -314,7 +333,7 @@ class LanesView(QFrame):
             if labels is None:
                 continue
             for state, label in labels.items():
-                n = int(getattr(c, state))
+                n = int(getattr(c, state, 0))
                 label.setText(progress.format_count(n))
                 color = None
                 if n and state == "failed":
@@ -404,9 +423,8 @@ class JobsPanel(QWidget):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.problem_filter = QComboBox(self)
         self.problem_filter.setObjectName("problemFilter")
-        self.problem_filter.addItem("Failed and dead", ("failed", "dead"))
-        self.problem_filter.addItem("Failed only", ("failed",))
-        self.problem_filter.addItem("Dead only", ("dead",))
+        for filter_text, filter_states in PROBLEM_FILTERS:
+            self.problem_filter.addItem(filter_text, filter_states)
         self.problem_filter.currentIndexChanged.connect(lambda _i: self._refresh_problems())
         self.problem_note = QLabel("", self)
         self.problem_note.setEnabled(False)
@@ -416,7 +434,7 @@ class JobsPanel(QWidget):
         self.retry_button.setEnabled(False)
         self.retry_all_button = QPushButton("Retry all", self)
         self.retry_all_button.setObjectName("retryAll")
-        self.retry_all_button.setToolTip("Queue every failed and dead job again")
+        self.retry_all_button.setToolTip("Queue every failed, dead and skipped job again")
         self.retry_button.clicked.connect(self.retry_selected)
         self.retry_all_button.clicked.connect(self.retry_all)
         self.problem_view.selectionModel().selectionChanged.connect(self._update_buttons)
@@ -486,7 +504,7 @@ class JobsPanel(QWidget):
         running = progress.running_jobs(conn, limit=200)
         self.running_model.set_rows(running)
         self.running_stack.setCurrentWidget(self.running_view if running else self.running_empty)
-        total_problems = sum(c.failed + c.dead for c in lanes.values())
+        total_problems = sum(_problem_count(c) for c in lanes.values())
         self.tabs.setTabText(0, f"Working now  {len(running)}" if running else "Working now")
         self.tabs.setTabText(
             1,
@@ -525,13 +543,15 @@ class JobsPanel(QWidget):
                 f"{progress.format_count(total)} {'job' if total == 1 else 'jobs'}"
             )
         self.retry_all_button.setEnabled(
-            progress.problem_count(conn) > 0 if states != progress.PROBLEM_STATES else total > 0
+            progress.problem_count(conn, states=ALL_PROBLEMS) > 0
+            if states != ALL_PROBLEMS
+            else total > 0
         )
         self._update_buttons()
 
     def problem_states(self) -> tuple[str, ...]:
         states = self.problem_filter.currentData()
-        return tuple(states) if states else progress.PROBLEM_STATES
+        return tuple(states) if states else ALL_PROBLEMS
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)

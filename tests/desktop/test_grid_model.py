@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,12 @@ from desktop.itemmodels.grid import (
     RowRole,
     _insertion_runs,
     _runs,
+    tooltip,
 )
-from desktop.qt import QSize, Qt
-from desktop.views.grid import GridView
+from desktop.qt import QPushButton, QSize, Qt
+from desktop.views.detail import DetailPane
+from desktop.views.grid import BADGE_COLOURS, GridView, badge_for
+from desktop.views.jobs_panel import JobsPanel
 from engine.browse import BrowseQuery, GridRow
 from engine.library import Library
 from engine.store.db import next_seq
@@ -154,4 +158,72 @@ def test_roles(qtbot: Any, tmp_path: Path) -> None:
     assert "The file is damaged." in index.data(Qt.ItemDataRole.ToolTipRole)
     assert index.data(Qt.ItemDataRole.DecorationRole) is None  # no thumbnail yet
     assert GridView().gridSize().height() == QSize(184, 216).height()
+    lib.close()
+
+
+SKIP_REASON = "Skipped: needs thumbnail, which failed (The file is damaged.)"
+
+
+def _set_jobs(lib: Library, item_id: int, states: dict[str, tuple[str, str | None]]) -> None:
+    with lib.catalog.write() as conn:
+        seq = next_seq(conn)
+        for stage, (state, error) in states.items():
+            conn.execute(
+                "UPDATE jobs SET state = ?, error = ?, seq = ? WHERE item_id = ? AND stage = ?",
+                (state, error, seq, item_id, stage),
+            )
+
+
+def test_skipped_jobs_show_a_skipped_badge(qtbot: Any, tmp_path: Path) -> None:
+    lib = Library(tmp_path / "lib")
+    fill(lib, 6, stages=("metadata", "thumbnail", "ocr"))
+    done = ("done", None)
+    # Item 1: its thumbnail failed, so its text step was skipped: the failure shows.
+    _set_jobs(lib, 1, {"metadata": done, "thumbnail": ("failed", "The file is damaged."),
+                       "ocr": ("skipped", SKIP_REASON)})  # fmt: skip
+    # Item 2: nothing left to run, one step skipped: not "done".
+    _set_jobs(lib, 2, {"metadata": done, "thumbnail": done, "ocr": ("skipped", SKIP_REASON)})
+    model = GridModel()
+    grid = GridView()
+    qtbot.addWidget(grid)
+    grid.resize(800, 600)
+    grid.setModel(model)
+    model.set_library(lib)
+    failed, skipped = model.index(0, 0).data(RowRole), model.index(1, 0).data(RowRole)
+    assert badge_for(failed) == ("failed", "Failed")
+    assert badge_for(skipped) == ("skipped", "Skipped")
+    assert "Skipped (ocr)" in model.index(1, 0).data(Qt.ItemDataRole.ToolTipRole)
+    # A row the ledger reports as skipped outright, with its reason; and a state this
+    # version has never heard of: neither breaks the badge or the tooltip.
+    outright = replace(skipped, state="skipped", stage="ocr", error=SKIP_REASON)
+    assert badge_for(outright) == ("skipped", "Skipped")
+    unknown = replace(skipped, state="paused", stages={})
+    assert badge_for(unknown) == ("other", "Paused")
+    assert SKIP_REASON in tooltip(outright) and "Paused" in tooltip(unknown)
+    grid.show()
+    qtbot.waitExposed(grid)
+    grid.grab()  # paints the cells
+    painted = {key[1:3] for key in grid.cell_painter._sprites if key[0] == "badge"}
+    assert ("skipped", "Skipped") in painted and ("failed", "Failed") in painted
+    assert BADGE_COLOURS["skipped"] != BADGE_COLOURS["failed"]
+
+    # The detail pane names the skipped step and its reason, and offers a retry.
+    pane = DetailPane()
+    qtbot.addWidget(pane)
+    pane.show_item(lib, 2)
+    texts = [w.text() for w in pane.findChildren(type(pane.title))]
+    assert any(t.endswith("Skipped") for t in texts) and SKIP_REASON in texts
+    assert "Retry failed steps" in [b.text() for b in pane.findChildren(QPushButton)]
+
+    # The jobs panel lists skipped jobs with the failed ones.
+    panel = JobsPanel(lib, confirm=lambda *_: True)
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.refresh(None)
+    problems = panel.problem_model
+    skipped_rows = [r for r, p in enumerate(problems.rows) if p.state == "skipped"]
+    assert len(skipped_rows) == 2 and len(problems.rows) == 2 + 1 + 3  # `fill` fails item 5
+    state_col = [c.title for c in problems.columns].index("State")
+    assert problems.index(skipped_rows[0], state_col).data() == "Skipped"
+    model.set_library(None)
     lib.close()

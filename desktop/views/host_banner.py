@@ -1,0 +1,58 @@
+"""The worker host where the user sees it: a status-bar label, and a notice when it dies
+or finds another Shoebox already processing the library."""
+
+from __future__ import annotations
+
+import logging
+
+from desktop.hostcontrol import HostControl
+from desktop.qt import QLabel, QWidget, Signal
+
+log = logging.getLogger("shoebox.desktop")
+
+HOST_DIED = "The background worker stopped unexpectedly and was restarted."
+HOST_LOCKED = (
+    "Another Shoebox process is working on this library; "
+    "its progress shows here and this window takes over when it ends."
+)
+
+
+class HostBanner(QLabel):
+    """ "Worker running", "Worker stopped" or locked out; `notice(text)` asks the window
+    to show a message (the host was restarted after a crash, or is waiting its turn)."""
+
+    notice = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("hostBanner")
+        self.setEnabled(False)  # muted: it is a state, not a message
+        self.host: HostControl | None = None
+
+    def set_host(self, host: HostControl | None) -> None:
+        self.host = host
+        if host is not None:
+            host.restarted.connect(self._restarted)
+            host.locked.connect(self._locked)
+            host.started.connect(lambda _pid: self.refresh())
+        self.refresh()
+
+    def refresh(self) -> None:
+        host = self.host
+        if host is None:
+            self.setText("")
+        elif host.is_locked_out:
+            self.setText("Worker: another Shoebox is processing this library")
+        elif host.running:
+            self.setText("Worker running")
+        else:
+            self.setText("Worker stopped")
+
+    def _restarted(self, code: int) -> None:
+        self.notice.emit(HOST_DIED)
+        log.warning("worker host exited with status %s and was restarted", code)
+        self.refresh()
+
+    def _locked(self) -> None:
+        self.notice.emit(HOST_LOCKED)
+        self.refresh()
