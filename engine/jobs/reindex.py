@@ -51,8 +51,13 @@ def sync_versions(
                ON CONFLICT (stage) DO UPDATE SET version = excluded.version""",
             (stage.name, stage.version),
         )
-        if old is None and conn.execute("SELECT 1 FROM items LIMIT 1").fetchone() is None:
-            continue  # a new library: imports create the jobs
+        if old is None and (
+            conn.execute("SELECT 1 FROM items LIMIT 1").fetchone() is None
+            or conn.execute(
+                "SELECT 1 FROM job_counts WHERE stage = ? AND n > 0 LIMIT 1", (stage.name,)
+            ).fetchone()
+        ):
+            continue  # a new library, or jobs made before it was recorded: imports did it
         started.append(start(conn, stage, old, now))
     return started
 

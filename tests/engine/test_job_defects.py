@@ -332,3 +332,13 @@ def test_the_crash_reason_counts_only_crashes(tmp_path: Path) -> None:
         assert recovery.recover(conn, now)["dead"] == 1  # third attempt: the host died
     error = lib.catalog.read("SELECT error FROM jobs")[0][0]
     assert "(1 of its attempts ended that way" in error
+
+
+def test_a_library_imported_before_its_first_host_starts_no_reindex(tmp_path: Path) -> None:
+    lib = library_with(tmp_path / "lib", Recorder())
+    add_items(lib, 3)  # jobs exist, stage_versions does not know the stage yet
+    host = run_until_idle(lib)
+    assert host.stats.reindex_started == []
+    assert lib.catalog.read("SELECT count(*) FROM sessions WHERE kind = 'reindex'")[0][0] == 0
+    lib.registry.stages()[0].version = "2"  # a real change later does start one
+    assert len(run_until_idle(lib).stats.reindex_started) == 1
