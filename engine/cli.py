@@ -21,6 +21,69 @@ from engine.errors import SettingsError
 if TYPE_CHECKING:
     from engine.library import Library
 
+STABLE_JSON_KEYS: dict[str, tuple[str, ...]] = {
+    "import": (
+        "session_id",
+        "files_seen",
+        "items_new",
+        "duplicates",
+        "relinked",
+        "unchanged",
+        "skipped",
+        "unreadable",
+        "changing",
+        "missing",
+        "jobs_queued",
+        "failed",
+        "cancelled",
+        "waited",
+    ),
+    "status": (
+        "items",
+        "missing_items",
+        "stages",
+        "lanes",
+        "seq",
+        "queue",
+        "queue.items",
+        "queue.total",
+        "queue.finished",
+        "queue.remaining",
+        "queue.queued",
+        "queue.running",
+        "queue.failed",
+        "queue.active_imports",
+        "queue.paused",
+        "queue.rate",
+        "queue.eta_s",
+    ),
+    "sessions": (
+        "id",
+        "kind",
+        "roots",
+        "state",
+        "paused",
+        "lane_paused",
+        "started_at",
+        "files",
+        "items_new",
+        "planned",
+        "total",
+        "finished",
+        "remaining",
+        "jobs",
+        "jobs_total",
+        "jobs_finished",
+        "rate",
+        "eta_s",
+    ),
+}
+"""JSON keys scripts may rely on, per command (`shoebox COMMAND --json`); a dotted key
+is nested (`queue.eta_s`), `sessions` gives a list of objects with these keys. Each
+is documented (tests/test_docs.py checks both that the command emits it and that the
+docs name it). `sessions` also has each job state's count at the top level, and
+`lanes`/`stages` in `status` map names to `{state: count}` (states: ledger.STATES)."""
+
 
 def _emit(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
@@ -70,7 +133,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         if interactive:
             print(file=sys.stderr)
     result = lib.session_summary(summary.session_id).as_dict()
-    result["missing"] = summary.missing
+    result["missing"] = summary.missing  # the scan's own findings: not kept per session
+    result["changing"] = summary.changing
     result["waited"] = bool(args.wait)
     if args.json:
         _emit(result)
@@ -115,11 +179,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print(f"{data['items']} items ({data['missing_items']} missing)")
         for lane, counts in data["lanes"].items():
-            flag = " (paused)" if counts["paused"] else ""
-            print(
-                f"  {lane:<12}{flag} queued {counts['queued']}, running {counts['running']}, "
-                f"done {counts['done']}, failed {counts['failed']}, dead {counts['dead']}"
-            )
+            flag = " (paused)" if counts.pop("paused") else ""
+            shown = {s: n for s, n in counts.items() if n or s not in ("cancelled", "skipped")}
+            print(f"  {lane:<12}{flag} " + ", ".join(f"{s} {n}" for s, n in shown.items()))
     lib.close()
     return 0
 

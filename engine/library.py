@@ -104,27 +104,23 @@ class Library:
         )
 
     def session_summary(self, session_id: int) -> ImportSummary:
-        row = self.catalog.read("SELECT * FROM sessions WHERE id = ?", (session_id,))[0]
-        failed = self.catalog.read(
-            """SELECT count(DISTINCT item_id) FROM jobs
-               WHERE session_id = ? AND state IN ('failed', 'dead')""",
-            (session_id,),
-        )[0][0]
-        queued = self.catalog.read(
-            "SELECT coalesce(sum(n), 0) FROM job_counts WHERE session_id = ?", (session_id,)
-        )[0][0]
+        """An import's summary as `shoebox import --json` gives it, from the same read
+        of the session's counts as `sessions()` (`engine.progress.session_counts`)."""
+        from engine.progress import session_counts
+
+        [c] = session_counts(self.catalog.conn, session_ids=[session_id], failed_items=True)
         return ImportSummary(
             session_id=session_id,
-            files_seen=row["files_seen"],
-            items_new=row["items_new"],
-            duplicates=row["duplicates"],
-            relinked=row["relinked"],
-            unchanged=row["unchanged"],
-            skipped=row["skipped"],
-            unreadable=row["unreadable"],
-            jobs_queued=queued,
-            failed=int(failed) + int(row["unreadable"]),
-            cancelled=row["state"] == "cancelled",
+            files_seen=c.files_seen,
+            items_new=c.items_new,
+            duplicates=c.duplicates,
+            relinked=c.relinked,
+            unchanged=c.unchanged,
+            skipped=c.files_skipped,
+            unreadable=c.unreadable,
+            jobs_queued=c.created,
+            failed=(c.failed_items or 0) + c.unreadable,
+            cancelled=c.state == "cancelled",
         )
 
     # -- control -----------------------------------------------------------------
@@ -219,16 +215,11 @@ class Library:
         return items(self.catalog.conn, item_ids)
 
     def sessions(self) -> list[dict[str, Any]]:
-        """Every import with its progress (rate and ETA from the last 30 s of work)."""
+        """Every session (imports, re-indexes) with its progress, newest first: the
+        shape of `shoebox sessions --json` (rate and ETA from the last 30 s of work)."""
         from engine.progress import session_progress
 
-        out = []
-        for p in session_progress(self.catalog.conn):
-            data = p.as_dict()
-            data["jobs"] = {state: data[state] for state in ledger.STATES}
-            data["jobs_total"], data["jobs_finished"] = p.total, p.finished
-            out.append(data)
-        return out
+        return [p.as_dict() for p in session_progress(self.catalog.conn)]
 
     def progress(self) -> dict[str, Any]:
         """The whole queue: done/total of current work, rate, ETA."""

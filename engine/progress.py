@@ -4,11 +4,20 @@ Everything here is a read over `catalog.db` (no writes, no Qt): counts come from
 the trigger-kept `job_counts` table, so they cost the same at a million jobs as at
 ten; lists (running now, failed and dead) are bounded by `limit`.
 
+A session's counts are read in one place, `session_counts` (its `sessions` row
+plus its jobs per state): `shoebox import --json` (`Library.session_summary`),
+`shoebox sessions --json` and the imports panel (`session_progress`) are all
+built from it.
+
 Rates are "jobs finished per second over a sliding window" (default 30 s), read
 from `jobs.finished_at`. A `ProgressTracker` remembers which change-sequence
 number was current a window ago, so that query reads only the rows changed since
 (`jobs_seq` index) instead of the whole ledger; the stateless functions work
 without one (they then scan once).
+
+Job states come from `engine.jobs.ledger.STATES`; columns that newer catalogs
+have (sessions' `kind` and `planned`, jobs' `task_key` and `progress_*`) are used
+when the catalog has them (`table_columns`), so these reads work on either.
 
 Time is injectable (`now=`) so tests need no sleeping or patching.
 """
@@ -18,14 +27,15 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, ClassVar
 
 from engine.config import LANES
-from engine.jobs.ledger import STATES, pending_work
+from engine.jobs.ledger import STATES, TERMINAL, pending_work
 
 WINDOW_S = 30.0
 """Default sliding window for rates."""
@@ -33,31 +43,122 @@ WINDOW_S = 30.0
 MIN_SPAN_S = 1.0
 """A rate is never computed over less than this, so the first job does not read as 1000/s."""
 
-"""Finishes may commit slightly out of clock order (two writers); look this far past."""
-
 PROBLEM_STATES = ("failed", "dead")
-FINISHED_STATES = ("done", "failed", "dead")  # what counts towards a rate (not cancelled)
+WAITING_STATES: tuple[str, ...] = tuple(s for s in STATES if s not in TERMINAL)
+"""Jobs still to do (queued, running); every other state has ended and counts as
+finished towards done/total: done, failed, dead, cancelled, skipped."""
+FINISHED_STATES: tuple[str, ...] = tuple(s for s in TERMINAL if s != "cancelled")
+"""What counts towards a rate: every ended state but cancelled (no work was done)."""
+ACTIVE_SESSION_STATES = ("scanning", "processing")
+SESSION_LANE = {"import": "import", "reindex": "batch"}
+"""The lane a session's jobs are created in, by session kind."""
+
+
+# -- the catalog's columns ---------------------------------------------------------------
+
+_COLUMNS: OrderedDict[tuple[int, str], tuple[sqlite3.Connection, frozenset[str]]] = OrderedDict()
+_COLUMNS_LOCK = threading.Lock()
+_COLUMNS_KEPT = 32
+
+
+def table_columns(conn: sqlite3.Connection, table: str) -> frozenset[str]:
+    """The columns of `table` (`PRAGMA table_info`), read once per connection.
+
+    Lets the read models use columns a newer catalog has (the job core's `kind`,
+    `planned`, `task_key`, `progress_*`) and still run on an older one. The cache
+    holds the connection itself (connections take no weak references), so an entry
+    can never be mistaken for a later connection's that reuses its id; it keeps the
+    last few connections only.
+    """
+    key = (id(conn), table)
+    with _COLUMNS_LOCK:
+        hit = _COLUMNS.get(key)
+        if hit is not None and hit[0] is conn:
+            _COLUMNS.move_to_end(key)
+            return hit[1]
+    names = frozenset(str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})"))
+    with _COLUMNS_LOCK:
+        _COLUMNS[key] = (conn, names)
+        _COLUMNS.move_to_end(key)
+        while len(_COLUMNS) > _COLUMNS_KEPT:
+            _COLUMNS.popitem(last=False)
+    return names
+
+
+# -- shared shapes -------------------------------------------------------------------------
+
+
+class _Dict:
+    """`as_dict()` for the dataclasses below: their fields plus the `_derived` properties."""
+
+    _derived: ClassVar[tuple[str, ...]] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = asdict(self)  # type: ignore[call-overload]
+        for name in self._derived:
+            data[name] = getattr(self, name)
+        return data
+
+
+class _JobStates:
+    """Jobs per state (`jobs`, one entry per state of `ledger.STATES`) as attributes."""
+
+    jobs: Mapping[str, int]
+
+    def _n(self, state: str) -> int:
+        return self.jobs.get(state, 0)
+
+    @property
+    def queued(self) -> int:
+        return self._n("queued")
+
+    @property
+    def running(self) -> int:
+        return self._n("running")
+
+    @property
+    def done(self) -> int:
+        return self._n("done")
+
+    @property
+    def failed(self) -> int:
+        return self._n("failed")
+
+    @property
+    def dead(self) -> int:
+        return self._n("dead")
+
+    @property
+    def cancelled(self) -> int:
+        return self._n("cancelled")
+
+    @property
+    def skipped(self) -> int:
+        return self._n("skipped")
+
+
+def _by_state(found: Mapping[str, int] | None = None) -> dict[str, int]:
+    """One count per state of `ledger.STATES`, in that order (and any other found)."""
+    found = found or {}
+    return {**{s: int(found.get(s, 0)) for s in STATES}, **found}
+
+
+def _chunks(seq: Sequence[int], n: int = 500) -> list[Sequence[int]]:
+    return [seq[i : i + n] for i in range(0, len(seq), n)]
 
 
 # -- lanes -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class LaneCounts:
+class LaneCounts(_JobStates):
     lane: str
     paused: bool
-    queued: int = 0
-    running: int = 0
-    done: int = 0
-    failed: int = 0
-    dead: int = 0
-    cancelled: int = 0
+    jobs: Mapping[str, int] = field(default_factory=_by_state, hash=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The shape of one lane in `shoebox status --json` ("lanes")."""
-        data = asdict(self)
-        del data["lane"]
-        return data
+        return {"paused": self.paused, **self.jobs}
 
 
 def lane_counts(conn: sqlite3.Connection) -> dict[str, LaneCounts]:
@@ -69,11 +170,7 @@ def lane_counts(conn: sqlite3.Connection) -> dict[str, LaneCounts]:
     ):
         counts.setdefault(str(lane), {})[str(state)] = int(n)
     return {
-        lane: LaneCounts(
-            lane,
-            paused.get(lane, False),
-            **{s: by_state.get(s, 0) for s in STATES},
-        )
+        lane: LaneCounts(lane, paused.get(lane, False), _by_state(by_state))
         for lane, by_state in counts.items()
     }
 
@@ -125,72 +222,111 @@ def _eta(remaining: int, rate: float, paused: bool) -> float | None:
     return remaining / rate
 
 
-# -- import sessions ---------------------------------------------------------------------
+# -- a session's counts --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class SessionProgress:
+class SessionCounts(_JobStates):
+    """One session as the catalog holds it: its `sessions` row and its jobs per state
+    (from `job_counts`). Read by `session_counts`, the one read of a session's counts."""
+
     id: int
+    kind: str  # import | reindex
     roots: list[str]
-    state: str  # scanning | processing | done | cancelled
+    state: str  # scanning | processing | done | cancelled ("done" once every job ended)
     paused: bool  # the session itself is paused
-    lane_paused: bool  # the import lane is paused (nothing of it starts either)
     started_at: float
-    files: int  # files the scan catalogued (new, duplicate, unchanged, re-linked)
+    files_seen: int  # files the scan catalogued (new, duplicate, unchanged, re-linked)
     items_new: int
-    total: int  # jobs of this import
-    finished: int  # done + failed + dead + cancelled
-    queued: int
-    running: int
-    done: int
-    failed: int
-    dead: int
-    cancelled: int
-    rate: float  # jobs finished per second over the window
-    eta_s: float | None  # None: unknown (paused, or nothing finished lately)
+    duplicates: int
+    relinked: int
+    unchanged: int
+    files_skipped: int  # hidden/system files, unsupported types... (`skipped` of the scan)
+    unreadable: int
+    planned: int | None  # jobs it will create in all, when known ahead (a re-index)
+    planning: bool  # still creating its jobs (a re-index creates them in chunks)
+    jobs: Mapping[str, int] = field(hash=False)  # jobs created so far, per state
+    lanes: tuple[str, ...] = ()  # the lanes its queued jobs wait in
+    failed_items: int | None = None  # items with a failed or dead job (when asked for)
+
+    @property
+    def created(self) -> int:
+        return sum(self.jobs.values())
+
+    @property
+    def total(self) -> int:
+        """Its jobs: those created, or those planned while it is still creating them."""
+        if self.planning and self.planned is not None:
+            return max(self.created, self.planned)
+        return self.created
+
+    @property
+    def finished(self) -> int:
+        """Jobs that have ended: done, failed, dead, cancelled, skipped."""
+        return sum(n for s, n in self.jobs.items() if s not in WAITING_STATES)
 
     @property
     def remaining(self) -> int:
-        return self.queued + self.running
-
-    @property
-    def fraction(self) -> float:
-        return 1.0 if self.total == 0 else self.finished / self.total
-
-    @property
-    def active(self) -> bool:
-        return self.state in ("scanning", "processing")
-
-    @property
-    def name(self) -> str:
-        """A short label: the first root's folder name (+ "and N more")."""
-        if not self.roots:
-            return f"Import {self.id}"
-        first = os.path.basename(self.roots[0].rstrip("/\\")) or self.roots[0]
-        more = len(self.roots) - 1
-        return f"{first} and {more} more" if more else first
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["remaining"] = self.remaining
-        return data
+        return self.total - self.finished
 
 
-def session_progress(
+def _jobs_by_session(
+    conn: sqlite3.Connection, session_ids: Sequence[int] | None = None
+) -> tuple[dict[int, dict[str, int]], dict[int, set[str]]]:
+    """From `job_counts`: jobs per session (0 = none) and state, and the lanes where
+    each session has queued jobs."""
+    jobs: dict[int, dict[str, int]] = {}
+    lanes: dict[int, set[str]] = {}
+    sql = "SELECT session_id, lane, state, sum(n) FROM job_counts {where} GROUP BY 1, 2, 3"
+    if session_ids is None:
+        parts: list[tuple[str, Sequence[int]]] = [(sql.format(where=""), ())]
+    else:
+        parts = [
+            (sql.format(where=f"WHERE session_id IN ({','.join('?' * len(c))})"), c)
+            for c in _chunks(session_ids)
+        ]
+    for query, params in parts:
+        for sid, lane, state, n in conn.execute(query, tuple(params)):
+            if not n:
+                continue
+            by_state = jobs.setdefault(int(sid), {})
+            by_state[str(state)] = by_state.get(str(state), 0) + int(n)
+            if state == "queued":
+                lanes.setdefault(int(sid), set()).add(str(lane))
+    return jobs, lanes
+
+
+def _failed_items(conn: sqlite3.Connection, session_ids: Sequence[int]) -> dict[int, int]:
+    """Items with a failed or dead job, per session (an item count: not in `job_counts`)."""
+    found: dict[int, int] = {}
+    marks = ",".join("?" * len(PROBLEM_STATES))
+    for part in _chunks(session_ids):
+        for sid, n in conn.execute(
+            f"""SELECT session_id, count(DISTINCT item_id) FROM jobs
+                WHERE session_id IN ({",".join("?" * len(part))}) AND state IN ({marks})
+                GROUP BY session_id""",
+            (*part, *PROBLEM_STATES),
+        ):
+            found[int(sid)] = int(n)
+    return found
+
+
+def session_counts(
     conn: sqlite3.Connection,
     *,
     session_ids: Sequence[int] | None = None,
     limit: int | None = None,
-    now: float | None = None,
-    window_s: float = WINDOW_S,
-    seq_floor: int = 0,
-) -> list[SessionProgress]:
-    """Per-import progress, newest first: done/total, rate and ETA.
+    failed_items: bool = False,
+) -> list[SessionCounts]:
+    """Sessions, newest first, with their counts: the `sessions` row and the session's
+    jobs per state (`job_counts`). The one read of a session's counts.
 
-    `limit` keeps the newest N sessions; `session_ids` picks some. A session whose
-    jobs have all finished reads "done" even before the importer marks it so.
+    `limit` keeps the newest N sessions; `session_ids` picks some. `failed_items`
+    also counts the items with a failed or dead job (for the import summary). A
+    session whose jobs have all ended reads "done" even before its creator marks it
+    so; a session that knows how many jobs it will create (`planned`, a re-index)
+    counts them in its total while it is still creating them.
     """
-    now = time.time() if now is None else now
     where, params = "", []  # type: str, list[object]
     if session_ids is not None:
         if not session_ids:
@@ -205,51 +341,163 @@ def session_progress(
     if not rows:
         return []
     ids = [int(r["id"]) for r in rows]
-    counts: dict[int, dict[str, int]] = {i: {} for i in ids}
-    for sid, state, n in conn.execute(
-        f"""SELECT session_id, state, sum(n) FROM job_counts
-            WHERE session_id IN ({",".join("?" * len(ids))}) GROUP BY session_id, state""",
-        ids,
-    ):
-        counts[int(sid)][str(state)] = int(n)
-    lane_paused = bool(
-        (conn.execute("SELECT paused FROM lanes WHERE name = 'import'").fetchone() or (0,))[0]
-    )
-    recent = _recent_finished(conn, now, window_s, seq_floor)
+    jobs, lanes = _jobs_by_session(conn, ids)
+    failed = _failed_items(conn, ids) if failed_items else {}
     out = []
     for r in rows:
-        sid = int(r["id"])
-        c = {s: counts[sid].get(s, 0) for s in STATES}
-        total = sum(c.values())
-        finished = c["done"] + c["failed"] + c["dead"] + c["cancelled"]
-        state = str(r["state"])
-        if state == "processing" and finished == total:
-            state = "done"
-        paused = bool(r["paused"])
-        rate = _rate(recent.get(sid), now, window_s) if state != "done" else 0.0
-        remaining = c["queued"] + c["running"]
+        sid, keys = int(r["id"]), r.keys()
+        stored = str(r["state"])
+        planned = r["planned"] if "planned" in keys else None
+        counts = SessionCounts(
+            id=sid,
+            kind=str(r["kind"]) if "kind" in keys else "import",
+            roots=list(json.loads(r["roots"])),
+            state=stored,
+            paused=bool(r["paused"]),
+            started_at=float(r["started_at"]),
+            files_seen=int(r["files_seen"]),
+            items_new=int(r["items_new"]),
+            duplicates=int(r["duplicates"]),
+            relinked=int(r["relinked"]),
+            unchanged=int(r["unchanged"]),
+            files_skipped=int(r["skipped"]),
+            unreadable=int(r["unreadable"]),
+            planned=int(planned) if planned is not None else None,
+            planning=stored in ACTIVE_SESSION_STATES and r["scanned_at"] is None,
+            jobs=_by_state(jobs.get(sid)),
+            lanes=tuple(sorted(lanes.get(sid, ()), key=_lane_order)),
+            failed_items=failed.get(sid, 0) if failed_items else None,
+        )
+        if stored == "processing" and counts.remaining == 0:
+            counts = replace(counts, state="done")
+        out.append(counts)
+    return out
+
+
+def _lane_order(lane: str) -> int:
+    return LANES.index(lane) if lane in LANES else len(LANES)
+
+
+def _planned(conn: sqlite3.Connection) -> dict[int, int]:
+    """Sessions still creating their jobs that know how many they will create."""
+    if "planned" not in table_columns(conn, "sessions"):
+        return {}
+    marks = ",".join("?" * len(ACTIVE_SESSION_STATES))
+    return {
+        int(r[0]): int(r[1])
+        for r in conn.execute(
+            f"""SELECT id, planned FROM sessions WHERE planned IS NOT NULL
+                  AND scanned_at IS NULL AND state IN ({marks})""",
+            ACTIVE_SESSION_STATES,
+        )
+    }
+
+
+# -- import sessions ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionProgress(_JobStates, _Dict):
+    """One session's progress: `shoebox sessions --json` and the imports panel."""
+
+    id: int
+    kind: str  # import | reindex
+    roots: list[str]
+    state: str  # scanning | processing | done | cancelled
+    paused: bool  # the session itself is paused
+    lane_paused: bool  # the lanes its queued jobs wait in are paused (nothing of it starts)
+    started_at: float
+    files: int  # files the scan catalogued (new, duplicate, unchanged, re-linked)
+    items_new: int
+    planned: int | None  # jobs it will create in all, when known ahead (a re-index)
+    total: int  # jobs of this session (planned ones too, while it creates them)
+    finished: int  # jobs that ended: done + failed + dead + cancelled + skipped
+    jobs: Mapping[str, int] = field(hash=False)  # jobs per state (every ledger state)
+    rate: float = 0.0  # jobs finished per second over the window
+    eta_s: float | None = None  # None: unknown (paused, or nothing finished lately)
+
+    _derived = ("remaining", "jobs_total", "jobs_finished")
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.finished
+
+    @property
+    def jobs_total(self) -> int:
+        return self.total
+
+    @property
+    def jobs_finished(self) -> int:
+        return self.finished
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.total == 0 else self.finished / self.total
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_SESSION_STATES
+
+    @property
+    def name(self) -> str:
+        """A short label: the first root's folder name (+ "and N more")."""
+        if not self.roots:
+            return f"Import {self.id}"
+        if self.kind != "import":
+            return self.roots[0]
+        first = os.path.basename(self.roots[0].rstrip("/\\")) or self.roots[0]
+        more = len(self.roots) - 1
+        return f"{first} and {more} more" if more else first
+
+    def as_dict(self) -> dict[str, Any]:
+        """The shape of one session in `shoebox sessions --json` (keys in
+        `engine.cli.STABLE_JSON_KEYS["sessions"]`), each state's count at the top
+        level as well as in `jobs`."""
+        data = super().as_dict()
+        data.update(self.jobs)
+        return data
+
+
+def session_progress(
+    conn: sqlite3.Connection,
+    *,
+    session_ids: Sequence[int] | None = None,
+    limit: int | None = None,
+    now: float | None = None,
+    window_s: float = WINDOW_S,
+    seq_floor: int = 0,
+) -> list[SessionProgress]:
+    """Per-session progress, newest first: done/total, rate and ETA (see `session_counts`)."""
+    now = time.time() if now is None else now
+    found = session_counts(conn, session_ids=session_ids, limit=limit)
+    if not found:
+        return []
+    paused_lanes = {str(r[0]): bool(r[1]) for r in conn.execute("SELECT name, paused FROM lanes")}
+    recent = _recent_finished(conn, now, window_s, seq_floor)
+    out = []
+    for c in found:
+        lanes = c.lanes or (SESSION_LANE.get(c.kind, "import"),)
+        lane_paused = all(paused_lanes.get(lane, False) for lane in lanes)
+        rate = _rate(recent.get(c.id), now, window_s) if c.state != "done" else 0.0
         out.append(
             SessionProgress(
-                id=sid,
-                roots=list(json.loads(r["roots"])),
-                state=state,
-                paused=paused,
+                id=c.id,
+                kind=c.kind,
+                roots=c.roots,
+                state=c.state,
+                paused=c.paused,
                 lane_paused=lane_paused,
-                started_at=float(r["started_at"]),
-                files=int(r["files_seen"]),
-                items_new=int(r["items_new"]),
-                total=total,
-                finished=finished,
-                queued=c["queued"],
-                running=c["running"],
-                done=c["done"],
-                failed=c["failed"],
-                dead=c["dead"],
-                cancelled=c["cancelled"],
+                started_at=c.started_at,
+                files=c.files_seen,
+                items_new=c.items_new,
+                planned=c.planned,
+                total=c.total,
+                finished=c.finished,
+                jobs=dict(c.jobs),
                 rate=rate,
                 eta_s=None
-                if state == "cancelled"
-                else _eta(remaining, rate, paused or lane_paused),
+                if c.state == "cancelled"
+                else _eta(c.remaining, rate, c.paused or lane_paused),
             )
         )
     return out
@@ -259,12 +507,13 @@ def session_progress(
 
 
 @dataclass(frozen=True)
-class QueueProgress:
-    """The whole queue, for the status bar.
+class QueueProgress(_Dict):
+    """The whole queue, for the status bar (and `queue` in `shoebox status --json`).
 
-    `total`/`finished` cover the current batch of work: every import that still has
-    work to do, plus unfinished jobs outside any import; finished imports drop out,
-    so the bar reads "12 of 40" for a new import rather than "100,012 of 100,040".
+    `total`/`finished` cover the current batch of work: every session that still has
+    work to do (its planned jobs too, while it creates them), plus unfinished jobs
+    outside any session; finished ones drop out, so the bar reads "12 of 40" for a
+    new import rather than "100,012 of 100,040".
     """
 
     items: int  # items in the library
@@ -273,23 +522,20 @@ class QueueProgress:
     queued: int
     running: int
     failed: int  # failed + dead jobs in the whole library (problems to look at)
-    active_imports: int
+    active_imports: int  # sessions (imports, re-indexes) with work left
     paused: bool  # every lane with queued work is paused (or its imports are)
     rate: float
     eta_s: float | None
 
+    _derived = ("remaining",)
+
     @property
     def remaining(self) -> int:
-        return self.queued + self.running
+        return self.total - self.finished
 
     @property
     def busy(self) -> bool:
         return self.remaining > 0
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["remaining"] = self.remaining
-        return data
 
 
 def queue_progress(
@@ -300,25 +546,23 @@ def queue_progress(
     seq_floor: int = 0,
 ) -> QueueProgress:
     now = time.time() if now is None else now
-    per_session: dict[int, dict[str, int]] = {}
-    problems = 0
-    for sid, state, n in conn.execute(
-        """SELECT session_id, state, sum(n) FROM job_counts
-           GROUP BY session_id, state HAVING sum(n) > 0"""
-    ):
-        by_state = per_session.setdefault(int(sid), {})
-        by_state[str(state)] = by_state.get(str(state), 0) + int(n)
-        if state in PROBLEM_STATES:
-            problems += int(n)
+    per_session, _ = _jobs_by_session(conn)
+    planned = _planned(conn)
+    for sid in planned:
+        per_session.setdefault(sid, {})
+    problems = sum(c.get(s, 0) for c in per_session.values() for s in PROBLEM_STATES)
     total = finished = queued = running = active = 0
     for sid, c in per_session.items():
         q, r = c.get("queued", 0), c.get("running", 0)
-        if sid == 0:  # jobs of no import: count only what is still to do
+        if sid == 0:  # jobs of no session: count only what is still to do
             total += q + r
-        elif q + r > 0:
-            active += 1
-            total += sum(c.values())
-            finished += sum(c.get(s, 0) for s in ("done", "failed", "dead", "cancelled"))
+        else:
+            created = sum(c.values())
+            of_session = max(created, planned.get(sid, 0))
+            if of_session > created - q - r:
+                active += 1
+                total += of_session
+                finished += created - q - r
         queued += q
         running += r
     # Work is waiting but none of it may start: every lane or import holding it is paused.
@@ -328,7 +572,8 @@ def queue_progress(
         sum(r.finished for r in recent.values()),
         min((r.first_start for r in recent.values() if r.first_start is not None), default=None),
     )
-    rate = _rate(merged, now, window_s) if queued + running > 0 else 0.0
+    remaining = total - finished
+    rate = _rate(merged, now, window_s) if remaining > 0 else 0.0
     items = int(conn.execute("SELECT count(*) FROM items").fetchone()[0])
     return QueueProgress(
         items=items,
@@ -340,7 +585,7 @@ def queue_progress(
         active_imports=active,
         paused=blocked,
         rate=rate,
-        eta_s=_eta(queued + running, rate, blocked),
+        eta_s=_eta(remaining, rate, blocked),
     )
 
 
@@ -350,45 +595,80 @@ _FILE_OF_ITEM = """(SELECT p.display FROM paths p WHERE p.item_id = j.item_id
                     ORDER BY p.missing, p.id LIMIT 1)"""
 
 
-@dataclass(frozen=True)
-class RunningJob:
-    job_id: int
-    item_id: int
-    stage: str
-    lane: str
-    path: str  # display path of the item's first existing file ("" if none)
-    started_at: float
-    attempts: int
+def _optional(conn: sqlite3.Connection, *names: str) -> str:
+    """`j.<name>` for each column the jobs table has, NULL for the others."""
+    have = table_columns(conn, "jobs")
+    return ", ".join(f"j.{n}" if n in have else "NULL" for n in names)
+
+
+class _OfFile:
+    path: str  # display path of the item's first existing file ("" if none, or a task)
 
     @property
     def file_name(self) -> str:
         return os.path.basename(self.path)
 
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["file_name"] = self.file_name
-        return data
+
+@dataclass(frozen=True)
+class RunningJob(_OfFile, _Dict):
+    job_id: int
+    item_id: int | None  # None: a task job (see task_key)
+    stage: str
+    lane: str
+    path: str
+    started_at: float
+    attempts: int
+    task_key: str | None = None  # a task job's subject, e.g. "label:7"
+    progress_done: int | None = None  # the job's own progress, when it reports one
+    progress_total: int | None = None
+    progress_note: str | None = None
+
+    _derived = ("file_name",)
+
+    @property
+    def fraction(self) -> float | None:
+        """The job's own progress, 0..1, when it reports done/total."""
+        if self.progress_done is None or not self.progress_total:
+            return None
+        return min(1.0, self.progress_done / self.progress_total)
 
 
 def running_jobs(conn: sqlite3.Connection, *, limit: int = 100) -> list[RunningJob]:
-    """The jobs running now, longest-running first."""
+    """The jobs running now, longest-running first, with their own progress if any."""
+    optional = _optional(conn, "task_key", "progress_done", "progress_total", "progress_note")
     rows = conn.execute(
         f"""SELECT j.id, j.item_id, j.stage, j.lane, coalesce({_FILE_OF_ITEM}, ''),
-                   coalesce(j.started_at, 0), j.attempts
+                   coalesce(j.started_at, 0), j.attempts, {optional}
             FROM jobs j WHERE j.state = 'running'
             ORDER BY j.started_at, j.id LIMIT ?""",
         (limit,),
     ).fetchall()
     return [
-        RunningJob(int(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4]), float(r[5]), int(r[6]))
+        RunningJob(
+            job_id=int(r[0]),
+            item_id=_int(r[1]),
+            stage=str(r[2]),
+            lane=str(r[3]),
+            path=str(r[4]),
+            started_at=float(r[5]),
+            attempts=int(r[6]),
+            task_key=str(r[7]) if r[7] is not None else None,
+            progress_done=_int(r[8]),
+            progress_total=_int(r[9]),
+            progress_note=str(r[10]) if r[10] is not None else None,
+        )
         for r in rows
     ]
 
 
+def _int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
 @dataclass(frozen=True)
-class ProblemJob:
+class ProblemJob(_OfFile, _Dict):
     job_id: int
-    item_id: int
+    item_id: int | None  # None: a task job (see task_key)
     stage: str
     lane: str
     state: str  # failed | dead
@@ -398,15 +678,9 @@ class ProblemJob:
     max_attempts: int
     finished_at: float | None
     session_id: int | None
+    task_key: str | None = None
 
-    @property
-    def file_name(self) -> str:
-        return os.path.basename(self.path)
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["file_name"] = self.file_name
-        return data
+    _derived = ("file_name",)
 
 
 def _problem_filter(
@@ -438,12 +712,13 @@ def problem_jobs(
     job: 28,000 of them took 80 ms to sort by time), merged here.
     """
     found: list[ProblemJob] = []
+    task_key = _optional(conn, "task_key")
     for state in dict.fromkeys(states):
         where, params = _problem_filter((state,), session_id, lane)
         rows = conn.execute(
             f"""SELECT j.id, j.item_id, j.stage, j.lane, j.state, coalesce(j.error, ''),
                        coalesce({_FILE_OF_ITEM}, ''), j.attempts, j.max_attempts,
-                       j.finished_at, j.session_id
+                       j.finished_at, j.session_id, {task_key}
                 FROM jobs j WHERE {where}
                 ORDER BY j.id DESC LIMIT ?""",
             (*params, offset + limit),
@@ -451,7 +726,7 @@ def problem_jobs(
         found.extend(
             ProblemJob(
                 job_id=int(r[0]),
-                item_id=int(r[1]),
+                item_id=_int(r[1]),
                 stage=str(r[2]),
                 lane=str(r[3]),
                 state=str(r[4]),
@@ -460,7 +735,8 @@ def problem_jobs(
                 attempts=int(r[7]),
                 max_attempts=int(r[8]),
                 finished_at=float(r[9]) if r[9] is not None else None,
-                session_id=int(r[10]) if r[10] is not None else None,
+                session_id=_int(r[10]),
+                task_key=str(r[11]) if r[11] is not None else None,
             )
             for r in rows
         )

@@ -7,25 +7,20 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from engine.config import LANES
 from engine.jobs.ledger import STATES
+from engine.progress import lane_counts
 
 
 def status(conn: sqlite3.Connection) -> dict[str, Any]:
+    """`shoebox status --json` without `queue` (keys in `engine.cli.STABLE_JSON_KEYS`);
+    `lanes` is `engine.progress.lane_counts`, the jobs panel's numbers."""
     items = int(conn.execute("SELECT count(*) FROM items").fetchone()[0])
     stages: dict[str, dict[str, int]] = {}
     for stage, state, count in conn.execute(
         "SELECT stage, state, sum(n) FROM job_counts GROUP BY stage, state HAVING sum(n) > 0"
     ):
         stages.setdefault(stage, {s: 0 for s in STATES})[state] = count
-    lanes: dict[str, dict[str, Any]] = {}
-    paused = dict(conn.execute("SELECT name, paused FROM lanes").fetchall())
-    for lane in LANES:
-        lanes[lane] = {"paused": bool(paused.get(lane, 0)), **{s: 0 for s in STATES}}
-    for lane, state, count in conn.execute(
-        "SELECT lane, state, sum(n) FROM job_counts GROUP BY lane, state HAVING sum(n) > 0"
-    ):
-        lanes.setdefault(lane, {"paused": False, **{s: 0 for s in STATES}})[state] = count
+    lanes = {lane: c.as_dict() for lane, c in lane_counts(conn).items()}
     missing = int(conn.execute("SELECT count(*) FROM items WHERE missing = 1").fetchone()[0])
     return {
         "items": items,
