@@ -275,7 +275,11 @@ class MainWindow(QMainWindow):
         changes = library.changes_since(self._seq)
         moved = bool(changes.seq != self._seq or changes.item_ids or changes.session_ids)
         self._seq = changes.seq
-        if changes.item_ids:
+        if changes.overflow:  # a re-index chunk or a bulk retry: refresh what is shown
+            self.grid_model.apply_overflow()
+            if self.detail.item_id is not None:
+                self.detail.refresh([self.detail.item_id])
+        elif changes.item_ids:
             self.grid_model.apply_changes(changes.item_ids)
             self.detail.refresh(changes.item_ids)
         now = time.monotonic()

@@ -217,6 +217,14 @@ class GridModel(QAbstractListModel):
             # each insert costs the view a relayout): re-read, at most every few seconds.
             self._reload_soon()
 
+    def apply_overflow(self) -> None:
+        """Too many items changed to list (a re-index chunk): forget every loaded row so
+        the visible ones are fetched again, and re-read the ids soon."""
+        self._rows.clear()
+        if self._ids:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._ids) - 1, 0))
+        self._reload_soon()
+
     def _reload_soon(self) -> None:
         wait_ms = int((PROGRESS_RELOAD_S - (time.monotonic() - self._progress_reload_at)) * 1000)
         if wait_ms <= 0:
