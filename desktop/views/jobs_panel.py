@@ -220,10 +220,31 @@ def _problem_count(counts: LaneCounts) -> int:
     return sum(int(getattr(counts, state, 0)) for state in ALL_PROBLEMS)
 
 
+def _subject(job: RunningJob | ProblemJob) -> str:
+    """A job's file, or for a task job what it is about ("label:7")."""
+    task_key = getattr(job, "task_key", None)
+    if job.item_id is None:
+        return task_key or "(task)"
+    return job.file_name or f"item {job.item_id}"
+
+
+def _progress(job: RunningJob) -> str:
+    """ "37 / 300" and the job's own note, when a long job reports progress."""
+    if job.progress_done is None:
+        return ""
+    count = (
+        f"{job.progress_done} / {job.progress_total}"
+        if job.progress_total
+        else str(job.progress_done)
+    )
+    return f"{count} · {job.progress_note}" if job.progress_note else count
+
+
 def running_columns() -> list[Column[RunningJob]]:
     return [
-        Column("File", lambda r: r.file_name or f"item {r.item_id}", lambda r: r.path),
+        Column("File", _subject, lambda r: r.path),
         Column("Stage", lambda r: r.stage),
+        Column("Progress", _progress, lambda r: r.progress_note or ""),
         Column("Lane", lambda r: LANE_TITLES.get(r.lane, r.lane)),
         Column(
             "Running for",
@@ -241,7 +262,7 @@ def running_columns() -> list[Column[RunningJob]]:
 
 def problem_columns() -> list[Column[ProblemJob]]:
     return [
-        Column("File", lambda p: p.file_name or f"item {p.item_id}", lambda p: p.path),
+        Column("File", _subject, lambda p: p.path),
         Column("Stage", lambda p: p.stage),
         Column(
             "State",

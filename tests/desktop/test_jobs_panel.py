@@ -281,3 +281,16 @@ def test_a_hidden_panel_defers_its_refresh_until_shown(
     assert panel.lanes.counts == {}
     panel.show()
     qtbot.waitUntil(lambda: panel.lanes.counts["import"].queued == 6, timeout=2_000)
+
+
+def test_running_list_shows_a_long_jobs_progress_and_a_task_jobs_subject() -> None:
+    from desktop.views.jobs_panel import running_columns
+    from engine.progress import RunningJob
+
+    columns = {c.title: c for c in running_columns()}
+    ocr = RunningJob(1, 5, "ocr", "import", "/x/scan.pdf", time.time(), 1, None, 37, 300, "page 37")
+    train = RunningJob(2, None, "train", "learning", "", time.time(), 1, "label:7")
+    assert columns["Progress"].value(ocr) == "37 / 300 · page 37"
+    assert columns["Progress"].value(train) == ""
+    assert columns["File"].value(ocr) == "scan.pdf"
+    assert columns["File"].value(train) == "label:7"
