@@ -57,6 +57,7 @@ from desktop.views.summary_label import SummaryLabel
 from desktop.views.toolbar import MainToolBar
 from desktop.views.watched_panel import WatchedPanel
 from engine.browse import BrowseQuery
+from engine.errors import SettingsError
 from engine.library import Changes, Library
 
 __all__ = ["HOST_DIED", "POLL_MS", "MainWindow", "local_paths"]
@@ -197,11 +198,18 @@ class MainWindow(QMainWindow):
         self.close_library()
         try:
             library = library_ops.open_library(Path(folder))
+        except SettingsError as exc:  # the user's settings.toml: say which key, no traceback
+            log.warning("cannot open library %s: %s", folder, exc)
+            self._show_no_library()
+            from desktop.app import check_library_settings
+
+            # Lets the user fix the file and try again, as at start-up.
+            if check_library_settings(Path(folder)) is None:
+                return False
+            return self.open_library(folder)
         except Exception as exc:  # e.g. written by a newer Shoebox, or not writable
             log.exception("cannot open library %s", folder)
-            self.setWindowTitle("Shoebox")
-            self.sidebar.show_no_library()
-            self.grid.set_empty_message("No library open", "Choose File ▸ Open Library… (Ctrl+O).")
+            self._show_no_library()
             QMessageBox.critical(self, "Open Library", f"Cannot open the library {folder}:\n{exc}")
             return False
         self.library = library
@@ -221,6 +229,11 @@ class MainWindow(QMainWindow):
         self._update_empty_message()
         self.library_opened.emit(str(library.root))
         return True
+
+    def _show_no_library(self) -> None:
+        self.setWindowTitle("Shoebox")
+        self.sidebar.show_no_library()
+        self.grid.set_empty_message("No library open", "Choose File ▸ Open Library… (Ctrl+O).")
 
     def close_library(self) -> None:
         library = self.library
