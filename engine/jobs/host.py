@@ -66,6 +66,11 @@ POOL_LANES = ("import", "batch", "learning")
 LANE_PRIORITY = {"import": 30, "batch": 20, "learning": 10}
 STRICT_LANES = ("learning",)  # in-flight messages = its worker count, not ×depth
 
+CHANGED_REASON = (
+    "The file was changed after it was catalogued; its new content is catalogued as an "
+    "item of its own."
+)
+
 # The host whose Huey tasks are executing in this process (tasks look it up by name).
 _current_host: WorkerHost | None = None
 
@@ -719,7 +724,7 @@ class WorkerHost:
                     self._unended.append((job, reason))
             return self._claim(claim_next.pop(0)) if claim_next else None
         if outcome.kind == "changed":
-            freshness.recatalogue(outcome.changed, self.catalog, self.registry, self.settings)
+            self._content_changed(job, outcome)
         if next_job is not None:
             self._started(next_job)
         return next_job
@@ -756,11 +761,7 @@ class WorkerHost:
                 reason = "The file changed while it was read; reading another copy."
                 self._count(self._finish_error(conn, job, reason, permanent=False))
             else:
-                reason = (
-                    "The file was changed after it was catalogued; its new content is "
-                    "catalogued as an item of its own."
-                )
-                self._count(self._finish_error(conn, job, reason, permanent=True))
+                self._count(self._finish_error(conn, job, CHANGED_REASON, permanent=True))
             return
         self._count(self._finish_error(conn, job, outcome.reason, permanent=outcome.permanent))
 
@@ -938,9 +939,22 @@ class WorkerHost:
             for job, outcome in zip(jobs, outcomes, strict=True):
                 self._end(job, outcome)
             return
-        changed = tuple(p for o in outcomes if o.kind == "changed" for p in o.changed)
-        if changed:
-            freshness.recatalogue(changed, self.catalog, self.registry, self.settings)
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if outcome.kind == "changed":
+                self._content_changed(job, outcome)
+
+    def _content_changed(self, job: ledger.ClaimedJob, outcome: _Outcome) -> None:
+        """Catalogue the new content; when no copy of the old content is left, the old
+        item's other waiting jobs fail now with the same reason (else each would fail
+        later with a vaguer one, depending on timing)."""
+        freshness.recatalogue(outcome.changed, self.catalog, self.registry, self.settings)
+        if outcome.intact or job.item_id is None:
+            return
+        try:
+            with self.catalog.write() as conn:
+                ledger.fail_waiting_jobs(conn, job.item_id, CHANGED_REASON, time.time())
+        except Exception:
+            log.exception("failing the waiting jobs of changed item %s failed", job.item_id)
 
     def _write_batch(
         self, conn: Any, stage: Stage, pairs: list[tuple[ledger.ClaimedJob, _Outcome]]

@@ -93,15 +93,18 @@ def add_jobs_for_item(
 
     A job that exists for the current version is kept as it is; one for another
     version that has ended is queued again for this one."""
-    satisfied = {
-        str(r[0]): r[1] is not None
-        for r in conn.execute(
-            "SELECT stage, result_version FROM jobs WHERE item_id = ?", (item_id,)
-        )
-    }
+    satisfied: dict[str, bool] = {}
+    ended: set[str] = set()  # requirements that ended without a result
+    for r in conn.execute(
+        "SELECT stage, result_version, state FROM jobs WHERE item_id = ?", (item_id,)
+    ):
+        satisfied[str(r[0])] = r[1] is not None
+        if r[1] is None and r[2] in ("failed", "dead", "cancelled", "skipped"):
+            ended.add(str(r[0]))
     added = 0
     for stage in registry.for_kind(kind):
         blocked = sum(1 for req in stage.requires if not satisfied.get(req, False))
+        dead_end = next((req for req in stage.requires if req in ended), None)
         cur = conn.execute(
             """INSERT INTO jobs (item_id, stage, version, lane, session_id, state, max_attempts,
                                  created_at, seq, blocked)
@@ -127,6 +130,14 @@ def add_jobs_for_item(
         )
         added += cur.rowcount
         satisfied.setdefault(stage.name, False)
+        if dead_end is not None:  # it would wait forever for a requirement that ended
+            ended.add(stage.name)
+            conn.execute(
+                """UPDATE jobs SET state = 'skipped', error = ?, finished_at = ?, seq = ?
+                   WHERE item_id = ? AND stage = ? AND state = 'queued' AND blocked > 0""",
+                (f"Skipped: needs {dead_end}, which did not finish.", now, seq, item_id,
+                 stage.name),
+            )  # fmt: skip
     return added
 
 
@@ -512,6 +523,16 @@ def retry(
     if registry is not None and items:
         recompute_blocked(conn, registry, items, seq)
     return count
+
+
+def fail_waiting_jobs(conn: sqlite3.Connection, item_id: int, reason: str, now: float) -> int:
+    """The item's content is gone (its file was edited): its queued jobs cannot run."""
+    seq = next_seq(conn)
+    return conn.execute(
+        """UPDATE jobs SET state = 'failed', error = ?, dispatched = 0, finished_at = ?, seq = ?
+           WHERE item_id = ? AND state = 'queued'""",
+        (reason, now, seq, item_id),
+    ).rowcount
 
 
 def cancel_session(conn: sqlite3.Connection, session_id: int, now: float) -> int:

@@ -171,11 +171,23 @@ def advance(
             *kinds,
         ),
     )
+    created = int(cur.rowcount)
+    if reqs:  # waiting for a requirement that already ended without a result: never ready
+        conn.execute(
+            f"""UPDATE jobs SET state = 'skipped', finished_at = ?, seq = ?,
+                    error = 'Skipped: a stage it needs did not finish.'
+                WHERE session_id = ? AND stage = ? AND state = 'queued' AND blocked > 0
+                  AND item_id >= ? AND item_id <= ?
+                  AND EXISTS (SELECT 1 FROM jobs r WHERE r.item_id = jobs.item_id
+                                AND r.stage IN ({marks(len(reqs))}) AND r.result_version IS NULL
+                                AND r.state IN ('failed', 'dead', 'cancelled', 'skipped'))""",
+            (now, seq, reindex.session_id, stage.name, ids[0], ids[-1], *reqs),
+        )
     conn.execute(
         "UPDATE sessions SET cursor = ?, seq = ? WHERE id = ?",
         (ids[-1], seq, reindex.session_id),
     )
-    return int(cur.rowcount)
+    return created
 
 
 def sessions_to_finish(conn: sqlite3.Connection) -> bool:

@@ -401,3 +401,22 @@ def test_changes_since_reports_overflow_instead_of_a_million_ids(tmp_path: Path)
     assert changes.overflow and changes.item_ids == []
     assert lib.changes_since(seq).item_ids == list(range(1, 31))
     assert os.environ.get("SHOEBOX_FAULT_KILL_AT_JOB") is None
+
+
+def test_a_new_stage_is_indexed_and_skips_items_whose_requirement_failed(tmp_path: Path) -> None:
+    def preview(item: ItemRef, ctx: StageContext) -> None:
+        if item.id == 2:
+            raise PermanentError("The file is damaged.")
+
+    lib = library_with(tmp_path / "lib", Recorder("preview", body=preview))
+    add_items(lib, 3)
+    run_until_idle(lib)
+    lib.close()
+    # A later release adds a stage that needs the preview: the library is indexed for it.
+    embed = Recorder("embed", requires=("preview",))
+    lib = library_with(tmp_path / "lib", Recorder("preview", body=preview), embed)
+    host = run_until_idle(lib)
+    assert len(host.stats.reindex_started) == 1
+    rows = dict(lib.catalog.read("SELECT item_id, state FROM jobs WHERE stage = 'embed'"))
+    assert rows == {1: "done", 2: "skipped", 3: "done"}  # 2 would have waited forever
+    assert sorted(embed.ran) == [1, 3]
