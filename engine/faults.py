@@ -2,13 +2,19 @@
 
 SHOEBOX_FAULT_CRASH_PATH=<substring>: the worker host process kills itself
 (SIGKILL, as a native decoder crash would) whenever it starts a job for an item
-with a path containing the substring. Used by the kill tests; inert otherwise.
+with a path containing the substring.
+
+SHOEBOX_FAULT_KILL_AT_JOB=<n>: the worker host process kills itself (SIGKILL) as
+its n-th job starts, counted per process (see `job_started`).
+
+Used by the kill tests; inert otherwise.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 
 from engine.pipeline.types import ItemRef
 
@@ -20,6 +26,7 @@ def maybe_crash(item: ItemRef) -> None:
 
 
 _jobs_started = 0
+_count_lock = threading.Lock()  # workers are threads: every start is counted once
 
 
 def job_started() -> None:
@@ -31,6 +38,8 @@ def job_started() -> None:
     limit = os.environ.get("SHOEBOX_FAULT_KILL_AT_JOB")
     if not limit:
         return
-    _jobs_started += 1
-    if _jobs_started >= int(limit):
+    with _count_lock:
+        _jobs_started += 1
+        reached = _jobs_started >= int(limit)
+    if reached:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -1,14 +1,24 @@
-"""Kill tests: SIGKILL the worker host at random moments; nothing may be lost or doubled."""
+"""Kill tests: SIGKILL the worker host mid-run, stop it gracefully; nothing may be lost or doubled.
+
+The kills happen at job counts (engine.faults: SHOEBOX_FAULT_KILL_AT_JOB), not at
+time offsets, so the test proves the same thing on a fast machine as on a slow one.
+Kill counts and the crashing file's position come from a seeded RNG: the seed is in
+every assertion message, and SHOEBOX_TEST_SEED=<seed> replays a run.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from engine.jobs.ledger import CRASH_REASON
 from engine.library import Library
@@ -16,73 +26,209 @@ from tests.conftest import REPO, cli_env
 from tests.engine.helpers import jpeg
 
 N_FILES = 260  # two stages each: 520 jobs, plus the crashing file's two
+PLANNED_KILLS = 4
+RUN_TIMEOUT_S = 120.0
+CRASH_NEEDLE = "crash-me"
+WORK_ARGS = ("--until-idle", "--json")
 
 
-def _work(library_dir: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "--library", str(library_dir), "work", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def _work(library_dir: Path, *args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`shoebox work …` as a child process; its stderr goes to `log` (a pipe nobody
+    reads could fill up and hang the host)."""
+    with open(log, "ab") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "engine.cli", "--library", str(library_dir), "work", *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
 
 
-def _done(lib: Library) -> int:
-    return int(lib.catalog.read("SELECT count(*) FROM jobs WHERE state = 'done'")[0][0])
+def _finish(proc: subprocess.Popen[bytes], what: str, log: Path, library_dir: Path) -> int:
+    """Wait for a host process; a hang is a failure with a reason, not a runner timeout."""
+    try:
+        return proc.wait(timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        tail = log.read_text(errors="replace")[-3000:]
+        pytest.fail(
+            f"{what}: the host was still running after {RUN_TIMEOUT_S:g} s; "
+            f"unfinished jobs:\n{_unfinished(library_dir)}\nhost log:\n{tail}"
+        )
 
 
-def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> None:
+def _unfinished(library_dir: Path) -> str:
+    """The jobs not done, one line each (at most 20), for a failure message."""
+    import sqlite3
+
+    conn = sqlite3.connect(library_dir / "catalog.db", timeout=10)
+    try:
+        conn.row_factory = sqlite3.Row
+        rows = conn.execute(
+            "SELECT * FROM jobs WHERE state != 'done' ORDER BY id LIMIT 20"
+        ).fetchall()
+        return "\n".join(str(dict(r)) for r in rows) or "(none)"
+    finally:
+        conn.close()
+
+
+def _count(lib: Library, where: str) -> int:
+    return int(lib.catalog.read(f"SELECT count(*) FROM jobs WHERE {where}")[0][0])
+
+
+def _attempts(lib: Library) -> int:
+    return int(lib.catalog.read("SELECT coalesce(sum(attempts), 0) FROM jobs")[0][0])
+
+
+def _orphans(lib: Library) -> list[tuple[int, str]]:
+    """Jobs left `running` by a dead host (read before the next host recovers them)."""
+    return [
+        (int(r[0]), str(r[1]))
+        for r in lib.catalog.read(
+            """SELECT j.id, coalesce((SELECT p.display FROM paths p WHERE p.item_id = j.item_id
+                                     ORDER BY p.id LIMIT 1), '')
+               FROM jobs j WHERE j.state = 'running'"""
+        )
+    ]
+
+
+def _concurrency(lib: Library) -> int:
+    """At most how many of the queued jobs run at once (their lanes' worker caps)."""
+    lanes = [str(r[0]) for r in lib.catalog.read("SELECT DISTINCT lane FROM jobs")]
+    return sum(max(1, lib.settings.workers.for_lane(lane)) for lane in lanes)
+
+
+@dataclass
+class _Deaths:
+    """What the SIGKILLs did, classified from the ledger after each one."""
+
+    planned: list[int] = field(default_factory=list)  # KILL_AT_JOB of each planned kill
+    crash_runs: int = 0  # host deaths with the crashing file's job among the orphans
+    crash_attempts: int = 0  # the crashing file's jobs orphaned (= its attempts)
+    innocent_orphans: int = 0  # other jobs orphaned (each runs once more)
+    codes: list[int] = field(default_factory=list)  # every non-zero exit status
+
+
+def test_sigkill_at_job_counts_loses_and_doubles_nothing(tmp_path: Path) -> None:
     seed = int(os.environ.get("SHOEBOX_TEST_SEED", time.time_ns() % 100_000))
     rng = random.Random(seed)
+    tag = f"(seed {seed}; rerun with SHOEBOX_TEST_SEED={seed})"
+    print(f"random-kill test {tag}")
+
     src = tmp_path / "src"
+    crash_at = rng.randrange(N_FILES + 1)  # where the crashing file sits: it must not matter
     for i in range(N_FILES):
         jpeg(src / f"d{i % 5}" / f"{i:04d}.jpg", i, (640, 480))
-    jpeg(src / "d2" / "0100-crash-me.jpg", 99_999, (640, 480))
+    jpeg(src / f"d{crash_at % 5}" / f"{crash_at:04d}-{CRASH_NEEDLE}.jpg", 99_999, (640, 480))
     library_dir = tmp_path / "lib"
     lib = Library(library_dir)
     summary = lib.import_paths([src])
-    assert summary.jobs_queued == 2 * (N_FILES + 1) >= 500
+    total = 2 * N_FILES
+    assert summary.jobs_queued == total + 2 >= 500
+    max_attempts = lib.settings.max_attempts
+    workers = _concurrency(lib)
+    log = tmp_path / "hosts.log"
     env = cli_env()
-    env["SHOEBOX_FAULT_CRASH_PATH"] = "crash-me"
+    env["SHOEBOX_FAULT_CRASH_PATH"] = CRASH_NEEDLE
 
-    kills = 0
-    while kills < 3:
-        before = _done(lib)
-        host = _work(library_dir, env=env)
-        deadline = time.monotonic() + 30
-        while _done(lib) < before + 10 and host.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0, 0.4))
-        if host.poll() is None:
-            host.send_signal(signal.SIGKILL)
-            kills += 1
-        host.wait()
-        assert _done(lib) < 2 * N_FILES, f"finished before the kills (seed {seed})"
+    # A host dies as its n-th job starts. The few jobs running then are orphans that
+    # the next host runs first, one at a time (suspects); n > workers + 1 lets those
+    # finish before the next kill, so no innocent job is killed twice. Each run does
+    # at most n jobs, so the planned kills together cannot reach the end of the queue.
+    plan = [rng.randint(workers + 2, workers + 25) for _ in range(PLANNED_KILLS)]
+    assert (len(plan) + 2 * max_attempts) * (max(plan) + workers) < total, tag
+    print(f"kill plan (job counts): {plan} {tag}")
+    deaths = _Deaths()
+
+    def died(code: int, what: str) -> list[tuple[int, str]]:
+        """Record a host's death; returns the jobs it left running."""
+        assert code == -signal.SIGKILL, f"{what}: exit status {code}, not SIGKILL {tag}"
+        deaths.codes.append(code)
+        orphans = _orphans(lib)
+        # The host died with a job started and unfinished: the kill was mid-run.
+        assert orphans, f"{what}: the host died with no job running {tag}"
+        crashing = [o for o in orphans if CRASH_NEEDLE in o[1]]
+        deaths.crash_attempts += len(crashing)
+        deaths.innocent_orphans += len(orphans) - len(crashing)
+        if crashing:
+            deaths.crash_runs += 1
+        return crashing
+
+    pending = list(plan)
+    runs = 0
+    while pending:
+        runs += 1
+        assert runs <= len(plan) + 2 * max_attempts, (
+            f"more host runs than planned kills plus crashes: {deaths} {tag}"
+        )
+        n = pending[0]
+        claims_before = _attempts(lib)
+        run_env = {**env, "SHOEBOX_FAULT_KILL_AT_JOB": str(n)}
+        what = f"run {runs} (kill at job {n})"
+        code = _finish(
+            _work(library_dir, "--until-idle", env=run_env, log=log), what, log, library_dir
+        )
+        assert code != 0, f"{what}: finished its work before its {n}th job {tag}"
+        crashing = died(code, what)
+        claims = _attempts(lib) - claims_before  # jobs this host started
+        if crashing:
+            # The crashing file took it down first (or as its n-th job): plan again.
+            assert claims <= n + workers, f"{what}: {claims} jobs started {tag}"
+            continue
+        # It died at its n-th job (plus any claimed by other workers in that instant).
+        assert n <= claims <= n + workers, f"{what}: died after {claims} jobs {tag}"
+        done = _count(lib, "state = 'done'")
+        assert done < total, f"{what}: all jobs done before the kill {tag}"
+        assert _count(lib, "state = 'queued'") > 0, f"{what}: nothing left to do {tag}"
+        deaths.planned.append(n)
+        pending.pop(0)
 
     finals = []
-    for _ in range(15):  # the crashing file takes the host down until it is dead-lettered
-        host = _work(library_dir, "--until-idle", env=env)
-        finals.append(host.wait(timeout=120))
-        if finals[-1] == 0:
+    for _ in range(2 * max_attempts + 1):  # the crashing file kills hosts until it is dead
+        code = _finish(
+            _work(library_dir, "--until-idle", env=env, log=log), "final run", log, library_dir
+        )
+        finals.append(code)
+        if code == 0:
             break
-    assert finals[-1] == 0, f"work --until-idle never finished cleanly: {finals} (seed {seed})"
+        assert died(code, "final run"), f"a final run died without the crashing file {tag}"
+    assert finals[-1] == 0, f"work --until-idle never finished cleanly: {finals} {tag}"
+    print(f"crashing file at {crash_at}; {deaths}; final runs {finals} {tag}")
+
+    # The kills that happened are exactly the planned ones; every other death was the
+    # crashing file, once per attempt of each of its two jobs.
+    assert deaths.planned == plan, f"{deaths} {tag}"
+    assert deaths.crash_attempts == 2 * max_attempts, f"{deaths} {tag}"
+    assert len(deaths.codes) == len(plan) + deaths.crash_runs, f"{deaths} {tag}"
+    assert all(c == -signal.SIGKILL for c in deaths.codes), f"{deaths} {tag}"
 
     counts = dict(lib.catalog.read("SELECT state, count(*) FROM jobs GROUP BY state"))
-    assert counts == {"done": 2 * N_FILES, "dead": 2}, f"seed {seed}"
+    assert counts == {"done": total, "dead": 2}, f"{counts} {deaths} {tag}"
     dead = lib.catalog.read(
         """SELECT p.display, j.attempts, j.error FROM jobs j JOIN paths p ON p.item_id = j.item_id
            WHERE j.state = 'dead'"""
     )
     prefix = CRASH_REASON.split("{n}")[0]
+    assert len(dead) == 2, tag
     for display, attempts, error in dead:
-        assert display.endswith("crash-me.jpg")
-        assert attempts == 3
-        assert error.startswith(prefix)
+        assert display.endswith(f"{CRASH_NEEDLE}.jpg"), f"{display} {tag}"
+        assert attempts == max_attempts, f"{display}: {attempts} attempts {tag}"
+        assert error.startswith(prefix), f"{display}: {error!r} {tag}"
+    # Every start is accounted for: one per job, one more per orphaned job, and the
+    # crashing file's. A job run twice without a crash would show here.
+    assert _attempts(lib) == total + deaths.innocent_orphans + 2 * max_attempts, f"{deaths} {tag}"
     results = lib.catalog.read("SELECT count(*), count(DISTINCT item_id || stage) FROM results")[0]
-    assert tuple(results) == (2 * N_FILES, 2 * N_FILES), "a result row is missing or doubled"
+    assert tuple(results) == (total, total), f"a result row is missing or doubled {tag}"
+    done_without_result = _count(
+        lib,
+        """state = 'done' AND NOT EXISTS (
+               SELECT 1 FROM results r WHERE r.item_id = jobs.item_id AND r.stage = jobs.stage)""",
+    )
+    assert done_without_result == 0, tag
     thumbs = lib.catalog.read("SELECT count(*) FROM thumbnails")[0][0]
-    assert thumbs == 2 * N_FILES
+    assert thumbs == total, tag
     # The trigger-kept counters agree with the rows after all those crashes.
     kept = {
         (r[0], r[1]): r[2]
@@ -93,24 +239,72 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> 
         (r[0], r[1]): r[2]
         for r in lib.catalog.read("SELECT stage, state, count(*) FROM jobs GROUP BY 1, 2")
     }
-    assert kept == actual
+    assert kept == actual, tag
     lib.close()
 
 
-def test_graceful_sigterm_finishes_running_jobs(tmp_path: Path) -> None:
+def test_graceful_sigterm_loses_no_started_job_and_counts_no_attempt(tmp_path: Path) -> None:
     src = tmp_path / "src"
     for i in range(40):
-        jpeg(src / f"{i}.jpg", i, (1600, 1200))
+        jpeg(src / f"{i}.jpg", i, (1600, 1200))  # large: jobs are running at the SIGTERM
     lib = Library(tmp_path / "lib")
     lib.import_paths([src])
-    host = _work(lib.root, env=cli_env())
+    total = _count(lib, "1")
+    log = tmp_path / "hosts.log"
+    host = _work(lib.root, env=cli_env(), log=log)
+    running_at_term: set[int] = set()
     deadline = time.monotonic() + 30
-    while _done(lib) < 4 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    while not running_at_term and host.poll() is None and time.monotonic() < deadline:
+        running_at_term = {
+            int(r[0]) for r in lib.catalog.read("SELECT id FROM jobs WHERE state = 'running'")
+        }
+        time.sleep(0.005)  # polling the catalog for a condition, not waiting for time
+    assert running_at_term, f"no job was seen running (host status {host.poll()})"
     host.send_signal(signal.SIGTERM)
-    assert host.wait(timeout=30) == 0
-    running = lib.catalog.read("SELECT count(*) FROM jobs WHERE state = 'running'")[0][0]
-    assert running == 0  # graceful: what had started, finished
+    assert _finish(host, "graceful stop", log, lib.root) == 0
+    rows = {
+        int(r[0]): (r[1], r[2], r[3], r[4], r[5])
+        for r in lib.catalog.read(
+            "SELECT id, state, attempts, started_at IS NOT NULL, suspect, error FROM jobs"
+        )
+    }
+    assert not [j for j, r in rows.items() if r[0] == "running"], "a job was left running"
+    # Jobs that had started before the SIGTERM: seen running just before it, or
+    # marked started. (A job handed back may have its started_at cleared; the
+    # ones seen running are known to have started either way.)
+    started = running_at_term | {j for j, r in rows.items() if r[2]}
+    prefix = CRASH_REASON.split("{n}")[0]
+    for job in started:
+        state, attempts, _, suspect, error = rows[job]
+        finished = state == "done" and attempts == 1
+        handed_back = state == "queued" and attempts == 0 and not suspect
+        assert finished or handed_back, (
+            f"job {job} started before the SIGTERM ended {state}, attempts {attempts}, "
+            f"suspect {suspect}, error {error!r}: a graceful stop must finish it or hand "
+            "it back without counting an attempt"
+        )
+        assert not (error or "").startswith(prefix), f"job {job} counted as a crash: {error!r}"
+    for job, (state, attempts, _, _, _) in rows.items():
+        if job not in started:
+            assert (state, attempts) == ("queued", 0), f"job {job}: {state}, {attempts}"
+    assert _count(lib, "state = 'done'") < total, "the stop came after all the work was done"
+
+    again = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "--library", str(lib.root), "work", *WORK_ARGS],
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    recovered = json.loads(again.stdout)["recovered"]
+    # Nothing was left for crash recovery: the graceful stop is not counted as a crash.
+    assert recovered.get("dead", 0) == 0 and recovered.get("requeued", 0) == 0, recovered
+    final = lib.catalog.read("SELECT state, attempts, count(*) FROM jobs GROUP BY 1, 2")
+    assert [tuple(r) for r in final] == [("done", 1, total)], (
+        f"after the restart: {[tuple(r) for r in final]} (an attempt was lost to the stop?)"
+    )
     lib.close()
 
 
@@ -134,7 +328,16 @@ def test_host_stops_when_the_process_that_started_it_dies(tmp_path: Path) -> Non
     )
     assert parent.stdout is not None
     host_pid = int(parent.stdout.readline())
-    time.sleep(1.0)  # let the host take the library's lock
+    # The host writes its owner ("host:pid") into host.lock once it holds the lock.
+    lock = lib.root / "host.lock"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if lock.exists() and lock.read_text().strip().endswith(f":{host_pid}"):
+            break
+        time.sleep(0.05)
+    else:
+        parent.kill()
+        pytest.fail("the host never took the library's lock")
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     # Within a few seconds the orphaned host has stopped and released the library's lock:
@@ -142,7 +345,9 @@ def test_host_stops_when_the_process_that_started_it_dies(tmp_path: Path) -> Non
     codes = []
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        codes.append(_work(lib.root, "--until-idle", env=cli_env()).wait(timeout=30))
+        codes.append(
+            _work(lib.root, "--until-idle", env=cli_env(), log=tmp_path / "h.log").wait(timeout=30)
+        )
         if codes[-1] == 0:
             break
         time.sleep(0.5)

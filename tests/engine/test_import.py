@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from engine.importing.scan import FoundFile, Skipped, walk
 from engine.library import Library
-from tests.engine.helpers import jpeg
+from tests.conftest import REPO, cli_env
+from tests.engine.helpers import jpeg, run_without_root_override
 
 
 def _found(entries: list[FoundFile | Skipped]) -> list[str]:
@@ -108,23 +111,64 @@ def test_changed_file_becomes_new_content(library: Library, tmp_path: Path) -> N
     assert [len(i["paths"]) for i in items] == [0, 1]  # the old content is kept, without a path
 
 
-def test_bad_files_are_items_and_unreadable_files_are_reported(
-    library: Library, tmp_path: Path
-) -> None:
+DENIED = "Shoebox is not allowed to read this file (permission denied)."
+
+
+def test_bad_files_are_items_and_unreadable_files_are_reported(tmp_path: Path) -> None:
+    """chmod 000 before the import: reported, not catalogued. After the import, before
+    the work: its jobs fail with the reason. The import and the work run as a child that
+    meets file permissions even when the tests run as root (who reads anything)."""
     src = tmp_path / "src"
     src.mkdir()
     (src / "empty.jpg").write_bytes(b"")
     (src / "text.jpg").write_text("not an image")
+    jpeg(src / "fine.jpg", 1)
     locked = jpeg(src / "locked.jpg", 3)
+    later = jpeg(src / "later.jpg", 4)
     locked.chmod(0)
-    summary = library.import_paths([src])
-    if os.geteuid() == 0:  # root reads anything
-        assert summary.unreadable == 0
-    else:
-        assert summary.unreadable == 1
-    formats = {i["paths"][0].rsplit("/", 1)[1]: i["format"] for i in library.items()}
-    assert formats["empty.jpg"] == "empty"
-    assert formats["text.jpg"] == "unknown"
+    library_dir = tmp_path / "library"
+
+    def shoebox(*args: str) -> str:
+        argv = [sys.executable, "-m", "engine.cli", "--library", str(library_dir), *args]
+        done = run_without_root_override(argv, cwd=REPO, env=cli_env())
+        assert done.returncode == 0, f"shoebox {' '.join(args)}: {done.stderr[-2000:]}"
+        return done.stdout
+
+    try:
+        summary = json.loads(shoebox("import", "--json", str(src)))
+        later.chmod(0)  # readable when catalogued, not when processed
+        shoebox("work", "--until-idle")
+    finally:
+        locked.chmod(0o644)
+        later.chmod(0o644)
+    assert summary["unreadable"] == 1, summary
+    library = Library(library_dir)
+    try:
+        problems = [
+            (os.path.basename(display), reason)
+            for display, reason in library.catalog.read("SELECT display, reason FROM scan_problems")
+        ]
+        assert problems == [("locked.jpg", DENIED)]
+        items = {os.path.basename(i["paths"][0]): i for i in library.items()}
+        assert sorted(items) == ["empty.jpg", "fine.jpg", "later.jpg", "text.jpg"]
+        assert items["empty.jpg"]["format"] == "empty"
+        assert items["text.jpg"]["format"] == "unknown"
+        jobs: dict[str, list[tuple[str, str | None]]] = {}
+        for display, state, error in library.catalog.read(
+            """SELECT p.display, j.state, j.error FROM jobs j JOIN paths p ON p.item_id = j.item_id
+               ORDER BY j.stage"""
+        ):
+            jobs.setdefault(os.path.basename(display), []).append((state, error))
+        assert jobs["later.jpg"] and all(job == ("failed", DENIED) for job in jobs["later.jpg"]), (
+            jobs["later.jpg"]
+        )
+        assert jobs["fine.jpg"] and all(job == ("done", None) for job in jobs["fine.jpg"]), jobs[
+            "fine.jpg"
+        ]
+        for name in ("empty.jpg", "text.jpg"):  # failed too, for their own reasons
+            assert all(state == "failed" and error != DENIED for state, error in jobs[name])
+    finally:
+        library.close()
 
 
 def test_duplicates_in_one_batch_are_duplicates_not_moves(library: Library, tmp_path: Path) -> None:
