@@ -43,6 +43,10 @@ bench: sysdeps-test $(STAMP)
 	$(PY) bench/import_cpu.py
 	$(PY) bench/import_scale.py
 	$(PY) bench/ui_latency.py
+	$(PY) bench/job_overhead.py
+	$(PY) bench/batch_overhead.py
+	$(PY) bench/lane_latency.py
+	$(PY) bench/reindex_scale.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
