@@ -4,6 +4,10 @@ SHOEBOX_FAULT_CRASH_PATH=<substring>: the worker host process kills itself
 (SIGKILL, as a native decoder crash would) whenever it starts a job for an item
 with a path containing the substring.
 
+SHOEBOX_FAULT_SLOW_PATH=<substring> (with SHOEBOX_FAULT_SLOW_S=<seconds>, default 2):
+a job for such an item stalls that long before its stage runs (a slow decoder),
+so a test can have a job that is certainly still running when it stops the host.
+
 SHOEBOX_FAULT_KILL_AT_JOB=<n>: the worker host process kills itself (SIGKILL) as
 its n-th job starts, counted per process (see `job_started`).
 
@@ -15,14 +19,19 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 from engine.pipeline.types import ItemRef
 
 
 def maybe_crash(item: ItemRef) -> None:
+    """Called by the host as a job's stage is about to run (crash or stall faults)."""
     needle = os.environ.get("SHOEBOX_FAULT_CRASH_PATH")
     if needle and any(needle in path for path in item.paths):
         os.kill(os.getpid(), signal.SIGKILL)
+    slow = os.environ.get("SHOEBOX_FAULT_SLOW_PATH")
+    if slow and any(slow in path for path in item.paths):
+        time.sleep(float(os.environ.get("SHOEBOX_FAULT_SLOW_S", "2")))
 
 
 _jobs_started = 0

@@ -60,6 +60,7 @@ FEED_INTERVAL_S = 0.025
 IDLE_POLL_S = 0.05
 HOUSEKEEPING_S = 0.5
 TIMEOUT_GRACE_S = 5.0  # a stage that ignores its deadline this long is abandoned
+REINDEX_CHUNKS_PER_TICK = 4
 TARGET_MESSAGE_S = 0.05  # a per-item message lasts about this long
 MAX_GROUP = 64
 POOL_LANES = ("import", "batch", "learning")
@@ -218,6 +219,8 @@ class WorkerHost:
         self._prep_pool: ThreadPoolExecutor | None = None
         self._next_housekeeping = 0.0
         self._next_lease = 0.0
+        self._suspect_mode = False
+        self._max_group = max([MAX_GROUP] + [s.batch_size for s in registry.stages()])
 
     # -- life cycle ------------------------------------------------------------
 
@@ -396,6 +399,13 @@ class WorkerHost:
             return
         self._next_housekeeping = mono + HOUSEKEEPING_S
         now = time.time()
+        paused = {
+            str(r[0]) for r in self.catalog.conn.execute("SELECT name FROM lanes WHERE paused = 1")
+        }
+        # Checked here, not every tick: each statement costs a GIL hand-over under load.
+        self._suspect_mode = recovery.has_suspects(
+            self.catalog.conn, [lane for lane in LANES if lane not in paused]
+        )
         self._flush_unended()
         self._undispatch_pending()
         conn = self.catalog.conn
@@ -424,10 +434,15 @@ class WorkerHost:
                 )
             }
             self.resources.release_idle(busy)
-        for item in reindex.active(conn):
-            if reindex.needs_chunk(conn, item):
+        for session in reindex.active(conn):
+            # Up to a few chunks a tick: one chunk per tick capped a re-index at 4,000/s.
+            current: reindex.Reindex | None = session
+            for _ in range(REINDEX_CHUNKS_PER_TICK):
+                if current is None or not reindex.needs_chunk(conn, current):
+                    break
                 with self.catalog.write() as wconn:
-                    reindex.advance(wconn, self.registry, self.settings, item, now)
+                    reindex.advance(wconn, self.registry, self.settings, current, now)
+                current = reindex.get(conn, current.session_id)
         if reindex.sessions_to_finish(conn):
             with self.catalog.write() as wconn:
                 reindex.finish_sessions(wconn, now)
@@ -463,7 +478,7 @@ class WorkerHost:
         }
         active = [lane for lane in LANES if lane not in paused_lanes]
         now = time.time()
-        if recovery.has_suspects(conn, active):
+        if self._suspect_mode:
             return self._feed_suspects(active, now)
         paused_sessions = ledger.paused_sessions(conn)
         sent = 0
@@ -479,7 +494,7 @@ class WorkerHost:
             if room <= 0:
                 continue
             ready = ledger.ready_jobs(
-                conn, lane, min(room * MAX_GROUP, 2048), now, paused_sessions
+                conn, lane, min(room * self._max_group, 8192), now, paused_sessions
             )  # read first: an idle tick costs no lock
             if not ready:
                 continue
@@ -533,6 +548,7 @@ class WorkerHost:
                 wconn, active, now, limits, self.owner if self.shared_broker else None
             )
         if taken is None:
+            self._suspect_mode = recovery.has_suspects(self.catalog.conn, active)
             return 0
         lane, pairs = taken
         stage = self.catalog.read("SELECT stage FROM jobs WHERE id = ?", (pairs[0][0],))[0][0]

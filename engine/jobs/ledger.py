@@ -600,11 +600,13 @@ def pending_work(conn: sqlite3.Connection, session_id: int | None = None) -> int
 
 
 def has_pending_work(conn: sqlite3.Connection, session_id: int | None = None) -> bool:
-    """Is any job still to run, or a re-index still to create its jobs?"""
+    """Is any job still to run, or a re-index not yet finished?"""
     if pending_work(conn, session_id) > 0:
         return True
+    # Until it is marked done (by the host's next housekeeping tick), a re-index is
+    # pending: a host that stopped on "idle" before that would leave it "processing".
     sql = """SELECT 1 FROM sessions WHERE kind = 'reindex' AND state = 'processing'
-               AND scanned_at IS NULL AND paused = 0"""
+               AND paused = 0"""
     params: tuple[object, ...] = ()
     if session_id is not None:
         sql += " AND id = ?"

@@ -99,6 +99,11 @@ def active(conn: sqlite3.Connection) -> list[Reindex]:
     ]
 
 
+def get(conn: sqlite3.Connection, session_id: int) -> Reindex | None:
+    """The re-index session if it still has jobs to create."""
+    return next((r for r in active(conn) if r.session_id == session_id), None)
+
+
 def needs_chunk(conn: sqlite3.Connection, reindex: Reindex) -> bool:
     queued = conn.execute(
         "SELECT coalesce(sum(n), 0) FROM job_counts WHERE session_id = ? AND state = 'queued'",
