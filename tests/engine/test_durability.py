@@ -74,6 +74,12 @@ def _unfinished(library_dir: Path) -> str:
         conn.close()
 
 
+def _env(**faults: str) -> dict[str, str]:
+    """The child's environment: no fault injection but the ones asked for."""
+    env = {k: v for k, v in cli_env().items() if not k.startswith("SHOEBOX_FAULT_")}
+    return {**env, **faults}
+
+
 def _count(lib: Library, where: str) -> int:
     return int(lib.catalog.read(f"SELECT count(*) FROM jobs WHERE {where}")[0][0])
 
@@ -130,8 +136,7 @@ def test_sigkill_at_job_counts_loses_and_doubles_nothing(tmp_path: Path) -> None
     max_attempts = lib.settings.max_attempts
     workers = _concurrency(lib)
     log = tmp_path / "hosts.log"
-    env = cli_env()
-    env["SHOEBOX_FAULT_CRASH_PATH"] = CRASH_NEEDLE
+    env = _env(SHOEBOX_FAULT_CRASH_PATH=CRASH_NEEDLE)
 
     # A host dies as its n-th job starts. The few jobs running then are orphans that
     # the next host runs first, one at a time (suspects); n > workers + 1 lets those
@@ -243,23 +248,52 @@ def test_sigkill_at_job_counts_loses_and_doubles_nothing(tmp_path: Path) -> None
     lib.close()
 
 
-def test_graceful_sigterm_loses_no_started_job_and_counts_no_attempt(tmp_path: Path) -> None:
+SLOW_NEEDLE = "slow-decoder"
+SLOW_S = 1.5  # the slow file's jobs stall this long: running at the SIGTERM, for certain
+
+
+@pytest.mark.parametrize(
+    ("grace_s", "slow_ends"),
+    [(None, "done"), (0.001, "handed back")],
+    ids=["running-jobs-finish", "short-grace-hands-back"],
+)
+def test_graceful_sigterm_loses_no_started_job_and_counts_no_attempt(
+    tmp_path: Path, grace_s: float | None, slow_ends: str
+) -> None:
+    """SIGTERM while jobs run. With the default grace (10 s) the running jobs finish;
+    with a tiny one, a job still running is handed back at its next check, without
+    costing an attempt. Either way no job is lost, none is counted as a crash, and
+    the next run does each job once."""
     src = tmp_path / "src"
     for i in range(40):
-        jpeg(src / f"{i}.jpg", i, (1600, 1200))  # large: jobs are running at the SIGTERM
+        jpeg(src / f"{i:02d}.jpg", i, (1600, 1200))
+    jpeg(src / f"20-{SLOW_NEEDLE}.jpg", 999, (1600, 1200))  # mid-queue
     lib = Library(tmp_path / "lib")
     lib.import_paths([src])
+    if grace_s is not None:
+        (lib.root / "settings.toml").write_text(f"[general]\nstop_grace_s = {grace_s}\n")
     total = _count(lib, "1")
+    slow_jobs = {
+        int(r[0])
+        for r in lib.catalog.read(
+            "SELECT j.id FROM jobs j JOIN paths p ON p.item_id = j.item_id WHERE p.display LIKE ?",
+            (f"%{SLOW_NEEDLE}%",),
+        )
+    }
+    assert slow_jobs
     log = tmp_path / "hosts.log"
-    host = _work(lib.root, env=cli_env(), log=log)
+    env = _env(SHOEBOX_FAULT_SLOW_PATH=SLOW_NEEDLE, SHOEBOX_FAULT_SLOW_S=str(SLOW_S))
+    host = _work(lib.root, env=env, log=log)
     running_at_term: set[int] = set()
     deadline = time.monotonic() + 30
-    while not running_at_term and host.poll() is None and time.monotonic() < deadline:
+    while not (running_at_term & slow_jobs) and host.poll() is None:
+        assert time.monotonic() < deadline, "the slow file's job never started"
         running_at_term = {
             int(r[0]) for r in lib.catalog.read("SELECT id FROM jobs WHERE state = 'running'")
         }
         time.sleep(0.005)  # polling the catalog for a condition, not waiting for time
-    assert running_at_term, f"no job was seen running (host status {host.poll()})"
+    slow_running = running_at_term & slow_jobs
+    assert slow_running, f"the host stopped early (status {host.poll()})"
     host.send_signal(signal.SIGTERM)
     assert _finish(host, "graceful stop", log, lib.root) == 0
     rows = {
@@ -284,15 +318,23 @@ def test_graceful_sigterm_loses_no_started_job_and_counts_no_attempt(tmp_path: P
             "it back without counting an attempt"
         )
         assert not (error or "").startswith(prefix), f"job {job} counted as a crash: {error!r}"
+    for job in slow_running:  # certainly still running when the stop began
+        state, attempts = rows[job][:2]
+        expected = ("done", 1) if slow_ends == "done" else ("queued", 0)
+        assert (state, attempts) == expected, (
+            f"slow job {job}: {state}, attempts {attempts}; expected {slow_ends} {expected}"
+        )
     for job, (state, attempts, _, _, _) in rows.items():
         if job not in started:
             assert (state, attempts) == ("queued", 0), f"job {job}: {state}, {attempts}"
     assert _count(lib, "state = 'done'") < total, "the stop came after all the work was done"
+    handed = sorted(j for j in started if rows[j][0] == "queued")
+    print(f"graceful stop ({grace_s=}): {len(started)} started, handed back {handed}")
 
     again = subprocess.run(
         [sys.executable, "-m", "engine.cli", "--library", str(lib.root), "work", *WORK_ARGS],
         cwd=REPO,
-        env=cli_env(),
+        env=_env(),
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,
@@ -322,7 +364,7 @@ def test_host_stops_when_the_process_that_started_it_dies(tmp_path: Path) -> Non
             str(lib.root),
         ],
         cwd=REPO,
-        env=cli_env(),
+        env=_env(),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -346,7 +388,7 @@ def test_host_stops_when_the_process_that_started_it_dies(tmp_path: Path) -> Non
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         codes.append(
-            _work(lib.root, "--until-idle", env=cli_env(), log=tmp_path / "h.log").wait(timeout=30)
+            _work(lib.root, "--until-idle", env=_env(), log=tmp_path / "h.log").wait(timeout=30)
         )
         if codes[-1] == 0:
             break
