@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -61,6 +62,7 @@ IDLE_POLL_S = 0.05
 HOUSEKEEPING_S = 0.5
 TIMEOUT_GRACE_S = 5.0  # a stage that ignores its deadline this long is abandoned
 REINDEX_CHUNKS_PER_TICK = 4
+SWITCH_INTERVAL_S = 0.001
 TARGET_MESSAGE_S = 0.05  # a per-item message lasts about this long
 MAX_GROUP = 64
 POOL_LANES = ("import", "batch", "learning")
@@ -230,6 +232,9 @@ class WorkerHost:
             raise RuntimeError("one worker host per process")
         self._acquire_lock()
         _current_host = self
+        # Shorter GIL turns: the feeder's and the interactive thread's statements each
+        # wait for a hand-over while pool threads run Python (bench/lane_latency.py).
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         try:
             queue_db = str(self.library_dir / "queue.db")
             sizes = {
