@@ -14,8 +14,8 @@ from collections.abc import Callable
 from _common import OUT, emit
 
 from engine.importing.hashing import hash_file
-from engine.pipeline.types import ItemRef
 from engine.pipeline.thumbnail import decode_photo
+from engine.pipeline.types import ItemRef
 from tests.corpus import write_large_jpegs
 
 

@@ -26,8 +26,8 @@ from engine.importing.hashing import hash_file
 from engine.jobs.host import WorkerHost
 from engine.library import Library
 from engine.pipeline.metadata import MetadataStage
-from engine.pipeline.types import ItemRef, StageContext
 from engine.pipeline.thumbnail import ThumbnailStage
+from engine.pipeline.types import ItemRef, StageContext
 from tests.corpus import write_large_jpegs
 
 WORKERS = 2
