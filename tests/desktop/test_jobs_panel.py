@@ -161,7 +161,7 @@ def test_pause_from_the_panel_stops_new_jobs_within_1s_and_resume_finishes(
 
         qtbot.mouseClick(panel.lanes.pause_buttons["import"], Qt.MouseButton.LeftButton)
         assert not lib.lane_paused()["import"]
-        host.wait_idle()
+        host.wait_idle(timeout=60)
     finally:
         host.stop()
     panel.refresh(lib.changes_since(0))

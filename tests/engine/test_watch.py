@@ -123,7 +123,7 @@ def test_copied_file_is_catalogued_and_processed(
     host = WorkerHost(library.root, library.catalog, library.registry, library.settings)
     host.start()
     try:
-        host.wait_idle()
+        host.wait_idle(timeout=60)
     finally:
         host.stop()
     [done] = library.items([item["id"]])
