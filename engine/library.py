@@ -201,9 +201,9 @@ class Library:
             "SELECT item_id FROM jobs INDEXED BY jobs_seq WHERE seq > ? LIMIT ?",
             "SELECT id FROM items INDEXED BY items_seq WHERE seq > ? LIMIT ?",
         ):
-            rows = conn.execute(sql, (seq, 2 * limit + 1)).fetchall()
+            rows = conn.execute(sql, (seq, limit + 1)).fetchall()
             items.update(int(r[0]) for r in rows if r[0] is not None)
-            if len(rows) > 2 * limit or len(items) > limit:
+            if len(rows) > limit or len(items) > limit:
                 return Changes(now_seq, [], sessions, overflow=True)
         return Changes(now_seq, sorted(items), sessions)
 
