@@ -141,7 +141,7 @@ class Library:
 
     def cancel_session(self, session_id: int) -> int:
         with self.catalog.write() as conn:
-            return ledger.cancel_session(conn, session_id, time.time())
+            return ledger.cancel_session(conn, session_id, time.time(), self.registry)
 
     def retry(
         self,
@@ -162,7 +162,7 @@ class Library:
     def cancel_jobs(self, job_ids: Sequence[int]) -> int:
         """Cancel queued jobs; running ones are asked to stop at their next check."""
         with self.catalog.write() as conn:
-            return ledger.cancel_jobs(conn, job_ids, time.time())
+            return ledger.cancel_jobs(conn, job_ids, time.time(), self.registry)
 
     def request_task(self, stage: str, key: str) -> str:
         """Ask for a task job ("train label 7"); repeated asks coalesce."""

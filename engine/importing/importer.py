@@ -139,7 +139,7 @@ class Importer:
             summary.missing = self._mark_missing(known, seen)
         else:
             with self.catalog.write() as conn:  # what it queued so far goes too
-                cancel_session(conn, session_id, time.time())
+                cancel_session(conn, session_id, time.time(), self.registry)
         self._finish_session(summary)
         if progress:
             progress(summary)

@@ -169,6 +169,9 @@ class _Active:
     job: ledger.ClaimedJob
     control: JobControl
     abandoned: bool = False
+    # The rest of its message's run (per-item jobs): handed back if it is abandoned.
+    pending: list[tuple[int, int]] | None = None
+    batch: bool = False  # shares its control with the other members of a batch
 
 
 @dataclass
@@ -222,6 +225,9 @@ class WorkerHost:
         self._next_housekeeping = 0.0
         self._next_lease = 0.0
         self._suspect_mode = False
+        self._handlers = 0  # messages being handled now (stop waits for them)
+        self._sent: set[tuple[str, int, int]] = set()  # messages this host sent
+        self._cancel_in_batch: set[int] = set()  # batch members asked to cancel
         self._max_group = max([MAX_GROUP] + [s.batch_size for s in registry.stages()])
 
     # -- life cycle ------------------------------------------------------------
@@ -255,7 +261,7 @@ class WorkerHost:
             now = time.time()
             with self.catalog.write() as conn:
                 prefix = recovery.local_owner_prefix() if self.shared_broker else None
-                self.stats.recovered = recovery.recover(conn, now, prefix)
+                self.stats.recovered = recovery.recover(conn, now, prefix, self.registry)
                 self.stats.reindex_started = reindex.sync_versions(conn, self.registry, now)
                 conn.execute(
                     """INSERT INTO hosts (owner, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?)
@@ -318,10 +324,12 @@ class WorkerHost:
         self._release_lock()
 
     def _wait_active(self, timeout: float) -> bool:
+        """Wait until no message is being handled (abandoned, hung calls aside)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._guard:
-                if not any(not a.abandoned for a in self._active.values()):
+                abandoned = sum(1 for a in self._active.values() if a.abandoned)
+                if self._handlers <= abandoned:
                     return True
             time.sleep(0.02)
         return False
@@ -417,6 +425,11 @@ class WorkerHost:
         for job_id in recovery.cancel_requests(conn, self.owner):
             with self._guard:
                 active = self._active.get(job_id)
+                if active is not None and active.batch:
+                    # Its control is shared with the batch: cancel only this member, when
+                    # the batch ends (its result is discarded).
+                    self._cancel_in_batch.add(job_id)
+                    active = None
             if active is not None:
                 active.control.cancel()
         self._abandon_overdue()
@@ -424,7 +437,7 @@ class WorkerHost:
             self._next_lease = mono + LEASE_RENEW_S
             with self.catalog.write() as wconn:
                 recovery.renew_leases(wconn, self.owner, now + LEASE_S)
-                expired = recovery.expire_leases(wconn, now, self.owner)
+                expired = recovery.expire_leases(wconn, now, self.owner, self.registry)
                 wconn.execute(
                     "UPDATE hosts SET heartbeat_at = ?, info = ? WHERE owner = ?",
                     (now, json.dumps({"resources": self.resources.status()}), self.owner),
@@ -465,6 +478,9 @@ class WorkerHost:
             ]
             for a in overdue:
                 a.abandoned = True
+                if a.pending:  # the rest of its run must not wait for a hung call
+                    self._undispatch.extend(a.pending)
+                    a.pending.clear()
         for a in overdue:
             reason = f"Timed out after {a.control.timeout_s:g} s."
             self._end(a.job, _Outcome("error", reason=reason, permanent=True))
@@ -506,11 +522,20 @@ class WorkerHost:
             messages = self._group(lane, ready, room)
             with self.catalog.write() as wconn:
                 taken = dict(ledger.mark_dispatched(wconn, [j for _, ids in messages for j in ids]))
-            for stage, ids in messages:
-                pairs = [(j, taken[j]) for j in ids if j in taken]
-                if pairs:
+            unsent = [
+                (stage, [(j, taken[j]) for j in ids if j in taken]) for stage, ids in messages
+            ]
+            while unsent:
+                stage, pairs = unsent.pop(0)
+                if not pairs:
+                    continue
+                try:
                     self._send(lane, stage, pairs)
-                    sent += 1
+                except Exception:
+                    with self._guard:  # marked dispatched, never sent: the feeder retries them
+                        self._undispatch.extend(p for _, rest in unsent for p in rest)
+                    raise
+                sent += 1
             if lane != "interactive":
                 pool_room -= len(messages)
         return sent
@@ -545,7 +570,7 @@ class WorkerHost:
 
     def _feed_suspects(self, active: list[str], now: float) -> int:
         with self._guard:
-            if any(self._outstanding.values()) or self._active:
+            if any(v > 0 for v in self._outstanding.values()) or self._active or self._handlers:
                 return 0
         limits = {s.name: s.batch_size for s in self.registry.stages()}
         with self.catalog.write() as wconn:
@@ -564,6 +589,7 @@ class WorkerHost:
         queue = self._queues["interactive" if lane == "interactive" else "pool"]
         with self._guard:
             self._outstanding[lane] += 1
+            self._sent.add((lane, *pairs[0]))
         payload = [[j, t] for j, t in pairs]
         try:
             if queue.name == "pool":
@@ -573,6 +599,7 @@ class WorkerHost:
         except Exception:
             with self._guard:
                 self._outstanding[lane] -= 1
+                self._sent.discard((lane, *pairs[0]))
                 self._undispatch.extend(pairs)
             raise
         self.stats.messages += 1
@@ -586,6 +613,11 @@ class WorkerHost:
     # -- executing ---------------------------------------------------------------
 
     def execute_message(self, lane: str, stage: str, pairs: list[tuple[int, int]]) -> None:
+        key = (lane, *pairs[0]) if pairs else (lane, 0, 0)
+        with self._guard:
+            self._handlers += 1
+            ours = key in self._sent
+            self._sent.discard(key)
         try:
             batched = (
                 stage in self.registry
@@ -601,7 +633,9 @@ class WorkerHost:
             raise
         finally:
             with self._guard:
-                self._outstanding[lane] -= 1
+                self._handlers -= 1
+                if ours:  # a message left in a shared broker by another run is not counted
+                    self._outstanding[lane] -= 1
             self._feed_wake.set()
 
     def execute(self, job_id: int, token: int) -> None:
@@ -618,7 +652,7 @@ class WorkerHost:
             while pending and job is None:
                 job = self._claim(pending.pop(0))
             while job is not None:
-                outcome = self._run_one(job)
+                outcome = self._run_one(job, pending)
                 job = self._end(job, outcome, claim_next=pending)
         finally:
             if pending:
@@ -657,7 +691,9 @@ class WorkerHost:
 
         return JobControl(timeout_s=timeout_s, host_stopping=self._interrupt, on_progress=report)
 
-    def _run_one(self, job: ledger.ClaimedJob) -> _Outcome:
+    def _run_one(
+        self, job: ledger.ClaimedJob, pending: list[tuple[int, int]] | None = None
+    ) -> _Outcome:
         started = time.monotonic()
         is_task = self.registry.is_task(job.stage)
         stage_timeout: float | None = None
@@ -667,7 +703,7 @@ class WorkerHost:
             stage_timeout = self.registry.get(job.stage).timeout_s
         control = self._control(job, stage_timeout)
         with self._guard:
-            self._active[job.id] = _Active(job, control)
+            self._active[job.id] = _Active(job, control, pending=pending)
         ctx = replace(self.ctx, control=control)
         try:
             if is_task:
@@ -693,7 +729,7 @@ class WorkerHost:
             return _Outcome("interrupted", why=exc.why, reason=str(exc))
         except PermanentError as exc:
             return _Outcome("error", reason=str(exc), permanent=True)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit, CancelledError too: the job must end
             self._log_failure(job, exc)
             return _Outcome("error", reason=readable_reason(exc))
         finally:
@@ -733,10 +769,7 @@ class WorkerHost:
             with self.catalog.write() as conn:
                 self._write_outcome(conn, job, outcome)
                 while claim_next and next_job is None and not self._stop.is_set():
-                    pair = claim_next.pop(0)
-                    next_job = ledger.claim(
-                        conn, pair[0], pair[1], self.owner, time.time(), LEASE_S
-                    )
+                    next_job = self._claim_in(conn, claim_next.pop(0))
         except Exception as exc:
             self._log_failure(job, exc)
             reason = f"Shoebox could not save the result ({readable_reason(exc).rstrip('.')})."
@@ -749,6 +782,22 @@ class WorkerHost:
         if next_job is not None:
             self._started(next_job)
         return next_job
+
+    def _claim_in(self, conn: Any, pair: tuple[int, int]) -> ledger.ClaimedJob | None:
+        """Claim the next job of a run inside the finishing transaction; a failure there
+        must not undo the finished job, nor lose this one (it is dispatched again)."""
+        conn.execute("SAVEPOINT claim_next")
+        try:
+            job = ledger.claim(conn, pair[0], pair[1], self.owner, time.time(), LEASE_S)
+        except Exception:
+            conn.execute("ROLLBACK TO claim_next")
+            conn.execute("RELEASE claim_next")
+            log.exception("claiming job %s failed; it will be dispatched again", pair[0])
+            with self._guard:
+                self._undispatch.append(pair)
+            return None
+        conn.execute("RELEASE claim_next")
+        return job
 
     def _write_outcome(self, conn: Any, job: ledger.ClaimedJob, outcome: _Outcome) -> None:
         now = time.time()
@@ -771,7 +820,7 @@ class WorkerHost:
             if outcome.why == "stopping":
                 self.stats.handed_back += ledger.hand_back(conn, [job])
             elif outcome.why == "cancelled":
-                ledger.finish_cancelled(conn, job, now)
+                ledger.finish_cancelled(conn, job, now, self.registry)
                 self.stats.cancelled += 1
             else:
                 self._count(self._finish_error(conn, job, outcome.reason, permanent=True))
@@ -862,13 +911,22 @@ class WorkerHost:
         control = self._control(jobs[0], stage.timeout_s)
         with self._guard:
             for job in jobs:
-                self._active[job.id] = _Active(job, control)
+                self._active[job.id] = _Active(job, control, batch=len(jobs) > 1)
         started = time.monotonic()
         try:
             outcomes = self._batch_outcomes(stage, jobs, replace(self.ctx, control=control))
-        except Exception as exc:  # loading the items failed: every member retries
+        except BaseException as exc:  # loading the items failed: every member retries
             self._log_failure(jobs[0], exc)
             outcomes = [_Outcome("error", reason=readable_reason(exc))] * len(jobs)
+        with self._guard:
+            cancelled = self._cancel_in_batch & {j.id for j in jobs}
+            self._cancel_in_batch -= cancelled
+        outcomes = [
+            _Outcome("interrupted", why="cancelled", reason="Cancelled.")
+            if j.id in cancelled
+            else o
+            for j, o in zip(jobs, outcomes, strict=True)
+        ]
         self._note_duration(stage.name, time.monotonic() - started, len(jobs))
         self._end_batch(stage, jobs, outcomes)
 
@@ -937,7 +995,7 @@ class WorkerHost:
             return results
         except JobInterrupted:
             raise
-        except Exception as exc:
+        except BaseException as exc:
             if len(inputs) == 1:
                 return [exc]
             mid = len(inputs) // 2

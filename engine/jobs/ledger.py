@@ -28,7 +28,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.config import Settings
 from engine.pipeline.registry import StageRegistry
@@ -130,6 +130,12 @@ def add_jobs_for_item(
         )
         added += cur.rowcount
         satisfied.setdefault(stage.name, False)
+        if cur.rowcount:
+            ended.discard(stage.name)  # queued again (a new version): it may yet finish
+            revived = _revive_dependents(conn, registry, item_id, stage.name, seq)
+            if revived:
+                added += revived
+                recompute_blocked(conn, registry, [item_id], seq)
         if dead_end is not None:  # it would wait forever for a requirement that ended
             ended.add(stage.name)
             conn.execute(
@@ -139,6 +145,21 @@ def add_jobs_for_item(
                  stage.name),
             )  # fmt: skip
     return added
+
+
+def _revive_dependents(
+    conn: sqlite3.Connection, registry: StageRegistry, item_id: int, stage: str, seq: int
+) -> int:
+    """A requirement queued again: the jobs skipped because it had failed wait for it."""
+    dependents = registry.all_dependents(stage)
+    if not dependents:
+        return 0
+    return conn.execute(
+        f"""UPDATE jobs SET state = 'queued', error = NULL, attempts = 0, crashes = 0,
+                            not_before = 0, finished_at = NULL, seq = ?
+            WHERE item_id = ? AND stage IN ({marks(len(dependents))}) AND state = 'skipped'""",
+        (seq, item_id, *dependents),
+    ).rowcount
 
 
 # -- feeding -----------------------------------------------------------------------
@@ -229,11 +250,12 @@ def take_for_dispatch(
 
 def undispatch(conn: sqlite3.Connection, pairs: Sequence[tuple[int, int]]) -> int:
     """Messages that will not run (host stopping, handler failed): the feeder sends
-    these jobs again later."""
+    these jobs again later. The token moves on, so if such a message does turn up (a
+    shared broker keeps its messages), it runs nothing."""
     n = 0
     for job_id, token in pairs:
         n += conn.execute(
-            """UPDATE jobs SET dispatched = 0
+            """UPDATE jobs SET dispatched = 0, token = token + 1
                WHERE id = ? AND token = ? AND state = 'queued' AND dispatched = 1""",
             (job_id, token),
         ).rowcount
@@ -308,6 +330,13 @@ def claim_many(
         job = claim(conn, job_id, token, owner, now, lease_s, batch_n=len(pairs))
         if job is not None:
             jobs.append(job)
+    if jobs and len(jobs) != len(pairs):  # some were paused or stale: record the real size
+        for part in chunks([j.id for j in jobs]):
+            conn.execute(
+                f"UPDATE jobs SET batch_n = ? WHERE id IN ({marks(len(part))})",
+                (len(jobs), *part),
+            )
+        jobs = [replace(j, batch_n=len(jobs)) for j in jobs]
     return jobs
 
 
@@ -374,21 +403,32 @@ def finish_error(
         reason = f"{reason} (gave up after {job.attempts} attempts)"
     else:
         state, not_before = "queued", now + backoff_delay(job.attempts, settings)
+    # A task asked for again while it ran still gets its run, even if this one failed.
     cur = conn.execute(
-        """UPDATE jobs SET state = ?, error = ?, not_before = ?, finished_at = ?, owner = NULL,
-                           lease_until = NULL, dispatched = 0, suspect = 0, rerun = 0, seq = ?,
-                           progress_done = NULL, progress_total = NULL, progress_note = NULL
-           WHERE id = ? AND state = 'running' AND token = ?""",
-        (state, reason, not_before, now, seq, job.id, job.token),
-    )
-    if cur.rowcount == 1 and state != "queued" and job.item_id is not None and registry:
+        """UPDATE jobs SET
+               state = CASE WHEN rerun = 1 AND ? != 'queued' THEN 'queued' ELSE ? END,
+               attempts = CASE WHEN rerun = 1 AND ? != 'queued' THEN 0 ELSE attempts END,
+               rerun = CASE WHEN ? = 'queued' THEN rerun ELSE 0 END,
+               error = ?, not_before = ?, finished_at = ?, owner = NULL,
+               lease_until = NULL, dispatched = 0, suspect = 0, seq = ?,
+               progress_done = NULL, progress_total = NULL, progress_note = NULL
+           WHERE id = ? AND state = 'running' AND token = ?
+           RETURNING state""",
+        (state, state, state, state, reason, not_before, now, seq, job.id, job.token),
+    ).fetchone()
+    if cur is None:
+        return ""  # not ours any more (handed back, timed out, recovered): nothing written
+    state = str(cur[0])
+    if state != "queued" and job.item_id is not None and registry:
         skip_dependents(conn, registry, job.item_id, job.stage, reason, seq, now)
     return state
 
 
-def finish_cancelled(conn: sqlite3.Connection, job: ClaimedJob, now: float) -> bool:
+def finish_cancelled(
+    conn: sqlite3.Connection, job: ClaimedJob, now: float, registry: StageRegistry | None = None
+) -> bool:
     seq = next_seq(conn)
-    return (
+    done = (
         conn.execute(
             """UPDATE jobs SET state = 'cancelled', error = 'Cancelled.', finished_at = ?,
                                owner = NULL, lease_until = NULL, dispatched = 0, suspect = 0,
@@ -398,6 +438,9 @@ def finish_cancelled(conn: sqlite3.Connection, job: ClaimedJob, now: float) -> b
         ).rowcount
         == 1
     )
+    if done and job.item_id is not None and job.result_version is None and registry:
+        skip_dependents(conn, registry, job.item_id, job.stage, "cancelled", seq, now)
+    return done
 
 
 def hand_back(conn: sqlite3.Connection, jobs: Sequence[ClaimedJob]) -> int:
@@ -443,8 +486,8 @@ def skip_dependents(
     if not dependents:
         return 0
     return conn.execute(
-        f"""UPDATE jobs SET state = 'skipped', error = ?, dispatched = 0, finished_at = ?,
-                            seq = ?
+        f"""UPDATE jobs SET state = 'skipped', error = ?, dispatched = 0, suspect = 0,
+                            finished_at = ?, seq = ?
             WHERE item_id = ? AND stage IN ({marks(len(dependents))})
               AND state = 'queued' AND blocked > 0""",
         (f"Skipped: needs {stage}, which did not finish ({reason})", now, seq, item_id,
@@ -461,12 +504,14 @@ def recompute_blocked(
             continue
         reqs = list(stage.requires)
         for part in chunks(item_ids):
+            # Requirements with a result, counted down from all: a requirement with no
+            # job row yet is not satisfied either.
             conn.execute(
-                f"""UPDATE jobs SET seq = ?, blocked =
+                f"""UPDATE jobs SET seq = ?, blocked = ? -
                         (SELECT count(*) FROM jobs r WHERE r.item_id = jobs.item_id
-                           AND r.stage IN ({marks(len(reqs))}) AND r.result_version IS NULL)
+                           AND r.stage IN ({marks(len(reqs))}) AND r.result_version IS NOT NULL)
                     WHERE item_id IN ({marks(len(part))}) AND stage = ? AND state = 'queued'""",
-                (seq, *reqs, *part, stage.name),
+                (seq, len(reqs), *reqs, *part, stage.name),
             )
 
 
@@ -498,7 +543,7 @@ def retry(
     ).fetchall()
     ids = {int(r[0]) for r in rows}
     items = sorted({int(r[1]) for r in rows if r[1] is not None})
-    if registry is not None and "skipped" not in states:
+    if registry is not None:
         for _, item_id, stage in rows:
             dependents = registry.all_dependents(str(stage)) if item_id is not None else []
             if dependents:
@@ -529,30 +574,79 @@ def fail_waiting_jobs(conn: sqlite3.Connection, item_id: int, reason: str, now: 
     """The item's content is gone (its file was edited): its queued jobs cannot run."""
     seq = next_seq(conn)
     return conn.execute(
-        """UPDATE jobs SET state = 'failed', error = ?, dispatched = 0, finished_at = ?, seq = ?
-           WHERE item_id = ? AND state = 'queued'""",
+        """UPDATE jobs SET state = 'failed', error = ?, dispatched = 0, suspect = 0,
+                           finished_at = ?, seq = ?
+           WHERE item_id = ? AND +state = 'queued'""",
         (reason, now, seq, item_id),
     ).rowcount
 
 
-def cancel_session(conn: sqlite3.Connection, session_id: int, now: float) -> int:
+def cancel_session(
+    conn: sqlite3.Connection,
+    session_id: int,
+    now: float,
+    registry: StageRegistry | None = None,
+) -> int:
     seq = next_seq(conn)
     conn.execute("UPDATE sessions SET state = 'cancelled', seq = ? WHERE id = ?", (seq, session_id))
     conn.execute(
         "UPDATE jobs SET cancel_requested = 1 WHERE session_id = ? AND state = 'running'",
         (session_id,),
     )
-    return conn.execute(
+    rows = conn.execute(
         """UPDATE jobs SET state = 'cancelled', error = 'Import cancelled.', dispatched = 0,
-                           finished_at = ?, seq = ?
-           WHERE session_id = ? AND state = 'queued'""",
+                           suspect = 0, finished_at = ?, seq = ?
+           WHERE session_id = ? AND state = 'queued'
+           RETURNING item_id, result_version""",
         (now, seq, session_id),
-    ).rowcount
+    ).fetchall()
+    if registry is not None:
+        skip_stranded(conn, registry, [int(r[0]) for r in rows if r[0] and r[1] is None], seq, now)
+    return len(rows)
 
 
-def cancel_jobs(conn: sqlite3.Connection, job_ids: Sequence[int], now: float) -> int:
+def skip_stranded(
+    conn: sqlite3.Connection,
+    registry: StageRegistry,
+    item_ids: Sequence[int],
+    seq: int,
+    now: float,
+) -> int:
+    """Queued jobs of these items waiting for a requirement that ended without a result
+    (cancelled, dead in a crash): they would wait forever. In stage order, so a chain
+    of dependents is skipped through."""
+    if not item_ids:
+        return 0
+    ids = sorted(set(item_ids))
+    n = 0
+    for stage in registry.stages():
+        if not stage.requires:
+            continue
+        reqs = list(stage.requires)
+        for part in chunks(ids):
+            n += conn.execute(
+                f"""UPDATE jobs SET state = 'skipped', dispatched = 0, suspect = 0,
+                        finished_at = ?, seq = ?,
+                        error = 'Skipped: a stage it needs did not finish.'
+                    WHERE item_id IN ({marks(len(part))}) AND stage = ? AND state = 'queued'
+                      AND blocked > 0
+                      AND EXISTS (SELECT 1 FROM jobs r WHERE r.item_id = jobs.item_id
+                        AND r.stage IN ({marks(len(reqs))}) AND r.result_version IS NULL
+                        AND r.state IN ('failed', 'dead', 'cancelled', 'skipped'))""",
+                (now, seq, *part, stage.name, *reqs),
+            ).rowcount
+    return n
+
+
+def cancel_jobs(
+    conn: sqlite3.Connection,
+    job_ids: Sequence[int],
+    now: float,
+    registry: StageRegistry | None = None,
+) -> int:
     """Cancel queued jobs at once; ask running ones to stop (they check cooperatively)."""
     seq = next_seq(conn)
+    stranded: list[int] = []
     n = 0
     for part in chunks(job_ids):
         conn.execute(
@@ -560,12 +654,17 @@ def cancel_jobs(conn: sqlite3.Connection, job_ids: Sequence[int], now: float) ->
                 WHERE id IN ({marks(len(part))}) AND state = 'running'""",
             (seq, *part),
         )
-        n += conn.execute(
+        rows = conn.execute(
             f"""UPDATE jobs SET state = 'cancelled', error = 'Cancelled.', dispatched = 0,
-                                finished_at = ?, seq = ?
-                WHERE id IN ({marks(len(part))}) AND state = 'queued'""",
+                                suspect = 0, finished_at = ?, seq = ?
+                WHERE id IN ({marks(len(part))}) AND state = 'queued'
+                RETURNING item_id, result_version""",
             (now, seq, *part),
-        ).rowcount
+        ).fetchall()
+        n += len(rows)
+        stranded.extend(int(r[0]) for r in rows if r[0] and r[1] is None)
+    if registry is not None:
+        skip_stranded(conn, registry, stranded, seq, now)
     return n
 
 
@@ -606,7 +705,8 @@ def has_pending_work(conn: sqlite3.Connection, session_id: int | None = None) ->
     # Until it is marked done (by the host's next housekeeping tick), a re-index is
     # pending: a host that stopped on "idle" before that would leave it "processing".
     sql = """SELECT 1 FROM sessions WHERE kind = 'reindex' AND state = 'processing'
-               AND paused = 0"""
+               AND paused = 0
+               AND NOT EXISTS (SELECT 1 FROM lanes WHERE name = 'batch' AND paused = 1)"""
     params: tuple[object, ...] = ()
     if session_id is not None:
         sql += " AND id = ?"

@@ -18,7 +18,8 @@ import socket
 import sqlite3
 from collections.abc import Sequence
 
-from engine.jobs.ledger import CRASH_REASON, marks
+from engine.jobs.ledger import CRASH_REASON, marks, skip_stranded
+from engine.pipeline.registry import StageRegistry
 from engine.store.db import next_seq
 
 
@@ -38,7 +39,10 @@ def _like_prefix(prefix: str) -> str:
 
 
 def recover(
-    conn: sqlite3.Connection, now: float, owner_prefix: str | None = None
+    conn: sqlite3.Connection,
+    now: float,
+    owner_prefix: str | None = None,
+    registry: StageRegistry | None = None,
 ) -> dict[str, int]:
     """Put orphaned running jobs back (or dead-letter them), forget dispatches.
 
@@ -47,15 +51,21 @@ def recover(
     any job whose lease has expired."""
     seq = next_seq(conn)
     where, params = _orphan_filter(now, owner_prefix)
-    counts = _requeue_orphans(conn, where, params, seq, now)
+    counts = _requeue_orphans(conn, where, params, seq, now, registry)
+    # Token moves on: a message still in a shared broker from before runs nothing.
     counts["undispatched"] = conn.execute(
-        "UPDATE jobs INDEXED BY jobs_dispatched SET dispatched = 0 WHERE dispatched = 1"
-        " AND state = 'queued'"
+        "UPDATE jobs INDEXED BY jobs_dispatched SET dispatched = 0, token = token + 1"
+        " WHERE dispatched = 1 AND state = 'queued'"
     ).rowcount
     return counts
 
 
-def expire_leases(conn: sqlite3.Connection, now: float, except_owner: str) -> dict[str, int]:
+def expire_leases(
+    conn: sqlite3.Connection,
+    now: float,
+    except_owner: str,
+    registry: StageRegistry | None = None,
+) -> dict[str, int]:
     """Running jobs of other hosts whose lease ran out: those hosts are gone."""
     if (
         conn.execute(
@@ -68,12 +78,17 @@ def expire_leases(conn: sqlite3.Connection, now: float, except_owner: str) -> di
         return {"dead": 0, "requeued": 0, "refunded": 0}
     seq = next_seq(conn)
     return _requeue_orphans(
-        conn, " AND owner != ? AND lease_until < ?", [except_owner, now], seq, now
+        conn, " AND owner != ? AND lease_until < ?", [except_owner, now], seq, now, registry
     )
 
 
 def _requeue_orphans(
-    conn: sqlite3.Connection, where: str, params: list[object], seq: int, now: float
+    conn: sqlite3.Connection,
+    where: str,
+    params: list[object],
+    seq: int,
+    now: float,
+    registry: StageRegistry | None = None,
 ) -> dict[str, int]:
     running = "FROM jobs INDEXED BY jobs_running WHERE state = 'running'"
     # Batch members: the crash cannot be blamed on any one of them. Give the attempt
@@ -86,13 +101,19 @@ def _requeue_orphans(
         (seq, *params),
     ).rowcount
     # Claimed alone: this attempt ended in a crash.
-    dead = conn.execute(
+    dead_rows = conn.execute(
         f"""UPDATE jobs SET state = 'dead', crashes = crashes + 1,
                             error = replace(?, '{{n}}', crashes + 1), owner = NULL,
-                            lease_until = NULL, dispatched = 0, finished_at = ?, seq = ?
-            WHERE id IN (SELECT id {running} AND attempts >= max_attempts{where})""",
+                            lease_until = NULL, dispatched = 0, suspect = 0, finished_at = ?,
+                            seq = ?
+            WHERE id IN (SELECT id {running} AND attempts >= max_attempts{where})
+            RETURNING item_id, result_version""",
         (CRASH_REASON, now, seq, *params),
-    ).rowcount
+    ).fetchall()
+    dead = len(dead_rows)
+    if registry is not None:  # what waited for them would wait forever
+        skip_stranded(conn, registry, [int(r[0]) for r in dead_rows if r[0] and r[1] is None],
+                      seq, now)  # fmt: skip
     requeued = conn.execute(
         f"""UPDATE jobs SET state = 'queued', crashes = crashes + 1, owner = NULL,
                             lease_until = NULL, dispatched = 0, suspect = 1,
@@ -165,14 +186,16 @@ def take_suspects(
         return None
     lane, stage, size = str(first[1]), str(first[2]), int(first[3])
     size = max(1, min(size, batch_limit.get(stage, 1)))
+    # The group: the first and the next of its stage and lane, with the same filters
+    # (a paused suspect taken here would be handed back by claim on every tick).
     ids = [
         int(r[0])
         for r in conn.execute(
-            """SELECT id FROM jobs INDEXED BY jobs_suspect
-               WHERE suspect > 0 AND state = 'queued' AND dispatched = 0 AND stage = ?
-                 AND lane = ? AND not_before <= ?
-               ORDER BY id LIMIT ?""",
-            (stage, lane, now, size),
+            f"""SELECT j.id FROM jobs j INDEXED BY jobs_suspect
+                WHERE j.suspect > 0 AND j.state = 'queued' AND j.dispatched = 0 AND j.stage = ?
+                  AND j.not_before <= ? AND j.id >= ? {_active_filter([lane])}
+                ORDER BY j.id LIMIT ?""",
+            (stage, now, int(first[0]), lane, size),
         )
     ]
     taken = []

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from engine.config import Settings
-from engine.jobs.ledger import marks
+from engine.jobs.ledger import marks, recompute_blocked
 from engine.pipeline.registry import StageRegistry
 from engine.pipeline.types import Stage
 from engine.store.db import next_seq
@@ -146,9 +146,11 @@ def advance(
         )
         return 0
     reqs = list(stage.requires)
+    # Requirements with a result, counted down from all: one whose job does not exist
+    # yet (a stage new in the same release, its own re-index behind) is not satisfied.
     blocked = (
-        f"""(SELECT count(*) FROM jobs r WHERE r.item_id = i.id
-               AND r.stage IN ({marks(len(reqs))}) AND r.result_version IS NULL)"""
+        f"""({len(reqs)} - (SELECT count(*) FROM jobs r WHERE r.item_id = i.id
+               AND r.stage IN ({marks(len(reqs))}) AND r.result_version IS NOT NULL))"""
         if reqs
         else "0"
     )
@@ -177,6 +179,18 @@ def advance(
         ),
     )
     created = int(cur.rowcount)
+    dependents = registry.all_dependents(stage.name)
+    if dependents and created:  # skipped because this stage had failed: they wait for it again
+        revived = conn.execute(
+            f"""UPDATE jobs SET state = 'queued', error = NULL, attempts = 0, crashes = 0,
+                                not_before = 0, finished_at = NULL, seq = ?
+                WHERE item_id >= ? AND item_id <= ? AND stage IN ({marks(len(dependents))})
+                  AND state = 'skipped'
+                RETURNING item_id""",
+            (seq, ids[0], ids[-1], *dependents),
+        ).fetchall()
+        if revived:
+            recompute_blocked(conn, registry, sorted({int(r[0]) for r in revived}), seq)
     if reqs:  # waiting for a requirement that already ended without a result: never ready
         conn.execute(
             f"""UPDATE jobs SET state = 'skipped', finished_at = ?, seq = ?,

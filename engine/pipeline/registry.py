@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from engine.config import LANES
 from engine.pipeline.types import PerItemAdapter, Stage, TaskStage
 
 
@@ -41,6 +42,8 @@ class StageRegistry:
                 raise ValueError(
                     f"stage {stage.name!r} requires {req!r}, which does not run for {missing}"
                 )
+        if stage.lane not in LANES:
+            raise ValueError(f"stage {stage.name!r}: lane {stage.lane!r} is not one of {LANES}")
         if stage.batch_size < 1:
             raise ValueError(f"stage {stage.name!r}: batch_size must be at least 1")
         self._stages[stage.name] = stage
@@ -48,6 +51,8 @@ class StageRegistry:
     def register_task(self, task: TaskStage) -> None:
         if task.name in self._stages or task.name in self._tasks:
             raise ValueError(f"stage {task.name!r} is registered twice")
+        if task.lane not in LANES:
+            raise ValueError(f"task {task.name!r}: lane {task.lane!r} is not one of {LANES}")
         self._tasks[task.name] = task
 
     def get(self, name: str) -> Stage:
