@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import OUT, REPO, cpu_count, emit, peak_rss_mb
+from _common import OUT, REPO, cpu_count, emit, peak_rss_mb, percentile
 
 if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -58,14 +58,6 @@ from engine.library import Library
 from engine.store.db import next_seq, suspended_trigger
 
 TICK_MS = 10
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def host_env() -> dict[str, str]:
