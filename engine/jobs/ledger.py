@@ -291,9 +291,11 @@ def claim(
     now: float,
     lease_s: float,
     batch_n: int = 1,
+    seq: int | None = None,
 ) -> ClaimedJob | None:
-    """Start a job if this message may run it; counts the attempt. Inside a write txn."""
-    seq = next_seq(conn)
+    """Start a job if this message may run it; counts the attempt. Inside a write txn
+    (`seq`: that transaction's change number, when it already took one)."""
+    seq = next_seq(conn) if seq is None else seq
     row = conn.execute(
         f"""UPDATE jobs SET state = 'running', attempts = attempts + 1, owner = ?,
                             started_at = ?, lease_until = ?, dispatched = 0, seq = ?,
@@ -365,6 +367,12 @@ def finish_done(
     )
     if cur.rowcount != 1:
         return False
+    if job.item_id is not None and job.result_version not in (None, version):
+        # The old version's result served until now: replaced, it goes.
+        conn.execute(
+            "DELETE FROM results WHERE item_id = ? AND stage = ? AND version != ?",
+            (job.item_id, job.stage, version),
+        )
     if job.item_id is not None and job.result_version is None and registry is not None:
         dependents = [s.name for s in registry.dependents(job.stage)]
         if dependents:

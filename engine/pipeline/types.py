@@ -198,15 +198,11 @@ class TaskStage(Protocol):
 def upsert_result(
     conn: sqlite3.Connection, item_id: int, stage: str, version: str, data: dict[str, Any]
 ) -> None:
-    """The stage's JSON result for this version; results of older versions are removed
-    (they served until this one replaced them)."""
+    """The stage's JSON result for this version. Results of other versions served until
+    this one replaced them; the ledger removes them as it finishes the job."""
     conn.execute(
         """INSERT INTO results (item_id, stage, version, data, updated_at) VALUES (?, ?, ?, ?, ?)
            ON CONFLICT (item_id, stage, version)
            DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at""",
         (item_id, stage, version, json.dumps(data, sort_keys=True), time.time()),
-    )
-    conn.execute(
-        "DELETE FROM results WHERE item_id = ? AND stage = ? AND version != ?",
-        (item_id, stage, version),
     )
