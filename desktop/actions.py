@@ -33,23 +33,25 @@ def _last(window: MainWindow, key: str) -> str:
 # -- libraries ---------------------------------------------------------------------------
 
 
-def choose_new_library(window: MainWindow) -> None:
+def _choose_library_folder(window: MainWindow, title: str) -> Path | None:
     start = str(window.library.root.parent) if window.library else os.path.expanduser("~")
-    folder = QFileDialog.getExistingDirectory(window, "New Library: choose an empty folder", start)
-    if not folder:
+    folder = QFileDialog.getExistingDirectory(window, title, start)
+    return Path(folder) if folder else None
+
+
+def choose_new_library(window: MainWindow) -> None:
+    path = _choose_library_folder(window, "New Library: choose an empty folder")
+    if path is None:
         return
-    path = Path(folder)
     if not library_ops.is_library(path) and any(path.iterdir()):
         path = path / "Shoebox Library"  # never mix the catalog with the user's own files
     window.open_library(path)
 
 
 def choose_open_library(window: MainWindow) -> None:
-    start = str(window.library.root.parent) if window.library else os.path.expanduser("~")
-    folder = QFileDialog.getExistingDirectory(window, "Open Library", start)
-    if not folder:
+    path = _choose_library_folder(window, "Open Library")
+    if path is None:
         return
-    path = Path(folder)
     if not library_ops.is_library(path):
         answer = QMessageBox.question(
             window,

@@ -15,9 +15,7 @@ number was current a window ago, so that query reads only the rows changed since
 (`jobs_seq` index) instead of the whole ledger; the stateless functions work
 without one (they then scan once).
 
-Job states come from `engine.jobs.ledger.STATES`; columns that newer catalogs
-have (sessions' `kind` and `planned`, jobs' `task_key` and `progress_*`) are used
-when the catalog has them (`table_columns`), so these reads work on either.
+Job states come from `engine.jobs.ledger.STATES`.
 
 Time is injectable (`now=`) so tests need no sleeping or patching.
 """
@@ -27,9 +25,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
@@ -52,37 +49,6 @@ FINISHED_STATES: tuple[str, ...] = tuple(s for s in TERMINAL if s != "cancelled"
 ACTIVE_SESSION_STATES = ("scanning", "processing")
 SESSION_LANE = {"import": "import", "reindex": "batch"}
 """The lane a session's jobs are created in, by session kind."""
-
-
-# -- the catalog's columns ---------------------------------------------------------------
-
-_COLUMNS: OrderedDict[tuple[int, str], tuple[sqlite3.Connection, frozenset[str]]] = OrderedDict()
-_COLUMNS_LOCK = threading.Lock()
-_COLUMNS_KEPT = 32
-
-
-def table_columns(conn: sqlite3.Connection, table: str) -> frozenset[str]:
-    """The columns of `table` (`PRAGMA table_info`), read once per connection.
-
-    Lets the read models use columns a newer catalog has (the job core's `kind`,
-    `planned`, `task_key`, `progress_*`) and still run on an older one. The cache
-    holds the connection itself (connections take no weak references), so an entry
-    can never be mistaken for a later connection's that reuses its id; it keeps the
-    last few connections only.
-    """
-    key = (id(conn), table)
-    with _COLUMNS_LOCK:
-        hit = _COLUMNS.get(key)
-        if hit is not None and hit[0] is conn:
-            _COLUMNS.move_to_end(key)
-            return hit[1]
-    names = frozenset(str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})"))
-    with _COLUMNS_LOCK:
-        _COLUMNS[key] = (conn, names)
-        _COLUMNS.move_to_end(key)
-        while len(_COLUMNS) > _COLUMNS_KEPT:
-            _COLUMNS.popitem(last=False)
-    return names
 
 
 # -- shared shapes -------------------------------------------------------------------------
@@ -394,8 +360,6 @@ def _lane_order(lane: str) -> int:
 
 def _planned(conn: sqlite3.Connection) -> dict[int, int]:
     """Sessions still creating their jobs that know how many they will create."""
-    if "planned" not in table_columns(conn, "sessions"):
-        return {}
     marks = ",".join("?" * len(ACTIVE_SESSION_STATES))
     return {
         int(r[0]): int(r[1])
@@ -609,12 +573,6 @@ _FILE_OF_ITEM = """(SELECT p.display FROM paths p WHERE p.item_id = j.item_id
                     ORDER BY p.missing, p.id LIMIT 1)"""
 
 
-def _optional(conn: sqlite3.Connection, *names: str) -> str:
-    """`j.<name>` for each column the jobs table has, NULL for the others."""
-    have = table_columns(conn, "jobs")
-    return ", ".join(f"j.{n}" if n in have else "NULL" for n in names)
-
-
 class _OfFile:
     path: str  # display path of the item's first existing file ("" if none, or a task)
 
@@ -649,7 +607,7 @@ class RunningJob(_OfFile, _Dict):
 
 def running_jobs(conn: sqlite3.Connection, *, limit: int = 100) -> list[RunningJob]:
     """The jobs running now, longest-running first, with their own progress if any."""
-    optional = _optional(conn, "task_key", "progress_done", "progress_total", "progress_note")
+    optional = "j.task_key, j.progress_done, j.progress_total, j.progress_note"
     rows = conn.execute(
         f"""SELECT j.id, j.item_id, j.stage, j.lane, coalesce({_FILE_OF_ITEM}, ''),
                    coalesce(j.started_at, 0), j.attempts, {optional}
@@ -726,7 +684,7 @@ def problem_jobs(
     job: 28,000 of them took 80 ms to sort by time), merged here.
     """
     found: list[ProblemJob] = []
-    task_key = _optional(conn, "task_key")
+    task_key = "j.task_key"
     for state in dict.fromkeys(states):
         where, params = _problem_filter((state,), session_id, lane)
         rows = conn.execute(

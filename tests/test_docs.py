@@ -10,7 +10,6 @@ really print.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from engine.config import Settings, WorkerSettings
 from engine.jobs.ledger import STATES
 from tests.conftest import REPO
 from tests.engine.helpers import jpeg
+from tests.engine.test_cli import run
 
 DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
@@ -172,11 +172,6 @@ def _keys(data: dict[str, Any]) -> set[str]:
     return found
 
 
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
-    assert cli.main(list(args)) == 0
-    return json.loads(capsys.readouterr().out)
-
-
 def test_commands_emit_their_stable_json_keys(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -185,9 +180,9 @@ def test_commands_emit_their_stable_json_keys(
         jpeg(tmp_path / "src" / f"{i}.jpg", i)
     (tmp_path / "src" / "empty.jpg").write_bytes(b"")
     emitted: dict[str, list[dict[str, Any]]] = {
-        "import": [_run(capsys, "--library", lib, "import", str(tmp_path / "src"), "--json")],
-        "status": [_run(capsys, "--library", lib, "status", "--json")],
-        "sessions": _run(capsys, "--library", lib, "sessions", "--json"),
+        "import": [run(capsys, "--library", lib, "import", str(tmp_path / "src"), "--json")],
+        "status": [run(capsys, "--library", lib, "status", "--json")],
+        "sessions": run(capsys, "--library", lib, "sessions", "--json"),
     }
     assert emitted.keys() == cli.STABLE_JSON_KEYS.keys()
     for command, objects in emitted.items():

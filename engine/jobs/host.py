@@ -157,7 +157,7 @@ class HostStats:
     cancelled: int = 0
     timed_out: int = 0
     messages: int = 0
-    max_queue_messages: int = 0
+    max_queue_messages: int = 0  # most messages in flight at once (the feeder's bound)
     recovered: dict[str, int] = field(default_factory=dict)
     reindex_started: list[int] = field(default_factory=list)
 
@@ -600,8 +600,11 @@ class WorkerHost:
             raise
         self.stats.messages += 1
         queue.wake.set()
-        waiting = sum(q.huey.pending_count() for q in self._queues.values())
-        self.stats.max_queue_messages = max(self.stats.max_queue_messages, waiting)
+        # Messages in flight (in Huey or running): counted in memory, no broker query
+        # per send; never below what Huey holds.
+        with self._guard:
+            in_flight = sum(self._outstanding.values())
+        self.stats.max_queue_messages = max(self.stats.max_queue_messages, in_flight)
 
     def queue_messages(self) -> dict[str, int]:
         return {name: queue.huey.pending_count() for name, queue in self._queues.items()}
@@ -633,10 +636,6 @@ class WorkerHost:
                 if ours:  # a message left in a shared broker by another run is not counted
                     self._outstanding[lane] -= 1
             self._feed_wake.set()
-
-    def execute(self, job_id: int, token: int) -> None:
-        """Run one job now (tests and tools; the host's own path is execute_message)."""
-        self._run_sequence([(job_id, token)])
 
     # per-item and task jobs: one after another, finishing one and claiming the next
     # in a single transaction

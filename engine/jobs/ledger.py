@@ -129,8 +129,9 @@ def add_jobs_for_item(
             ),
         )
         added += cur.rowcount
+        existed = stage.name in satisfied
         satisfied.setdefault(stage.name, False)
-        if cur.rowcount:
+        if cur.rowcount and existed:  # an ended job queued again, not a new one
             ended.discard(stage.name)  # queued again (a new version): it may yet finish
             revived = _revive_dependents(conn, registry, item_id, stage.name, seq)
             if revived:

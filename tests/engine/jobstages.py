@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from engine.config import Settings
@@ -152,6 +153,25 @@ def states(lib: Library, stage: str | None = None) -> dict[str, int]:
 
 def library_with(path: Any, *stages: Any, tasks: Sequence[Any] = ()) -> Library:
     return Library(path, registry=StageRegistry(stages, tasks))
+
+
+@contextlib.contextmanager
+def failing_claims(*calls: int) -> Iterator[list[int]]:
+    """`ledger.claim` raises a disk error on these calls (1-based); yields the calls seen."""
+    real = ledger.claim
+    seen: list[int] = []
+
+    def flaky(conn: sqlite3.Connection, *args: Any, **kw: Any) -> Any:
+        seen.append(len(seen) + 1)
+        if seen[-1] in calls:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(conn, *args, **kw)
+
+    ledger.claim = flaky  # type: ignore[assignment]
+    try:
+        yield seen
+    finally:
+        ledger.claim = real
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:

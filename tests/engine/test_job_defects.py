@@ -17,6 +17,7 @@ from tests.engine.helpers import jpeg
 from tests.engine.jobstages import (
     Recorder,
     add_items,
+    failing_claims,
     fast_settings,
     library_with,
     new_session,
@@ -69,27 +70,12 @@ def test_a_result_that_cannot_be_saved_ends_the_job(tmp_path: Path) -> None:
     assert all("damaged" not in r["error"] for r in rows)
 
 
-def test_a_claim_that_fails_is_dispatched_again(tmp_path: Path, monkeypatch: object) -> None:
+def test_a_claim_that_fails_is_dispatched_again(tmp_path: Path) -> None:
     lib = library_with(tmp_path / "lib", Recorder())
     add_items(lib, 3)
-    real_claim = ledger.claim
-    failures = []
-
-    def flaky_claim(conn: sqlite3.Connection, *args: object, **kw: object) -> object:
-        if not failures:
-            failures.append(1)
-            raise sqlite3.OperationalError("disk I/O error")
-        return real_claim(conn, *args, **kw)  # type: ignore[arg-type]
-
-    import pytest
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(ledger, "claim", flaky_claim)
-    try:
+    with failing_claims(1) as calls:
         run_until_idle(lib, timeout=20)
-    finally:
-        mp.undo()
-    assert failures == [1]
+    assert calls[0] == 1 and len(calls) >= 4  # the failed claim was retried
     assert states(lib) == {"done": 3}
 
 
@@ -186,22 +172,6 @@ def test_a_version_bump_reindexes_the_library_in_the_batch_lane(tmp_path: Path) 
 
 
 # 5. Ledger queries that scan ----------------------------------------------------------------
-
-
-def _steps(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> int:
-    """SQLite virtual-machine steps a statement takes: a deterministic measure of a scan."""
-    count = [0]
-
-    def tick() -> int:
-        count[0] += 1
-        return 0
-
-    conn.set_progress_handler(tick, 100)
-    try:
-        conn.execute(sql, params).fetchall()
-    finally:
-        conn.set_progress_handler(None, 100)
-    return count[0] * 100
 
 
 def _bulk_jobs(lib: Library, n: int, session_id: int | None) -> None:

@@ -19,6 +19,7 @@ from tests.engine.jobstages import (
     Batched,
     Recorder,
     add_items,
+    failing_claims,
     fast_settings,
     library_with,
     new_session,
@@ -65,21 +66,8 @@ def test_dependents_of_a_requirement_dead_in_a_crash_or_cancelled_are_skipped(
 def test_a_claim_failing_inside_the_finishing_transaction_loses_nothing(tmp_path: Path) -> None:
     lib = library_with(tmp_path / "lib", Recorder())
     add_items(lib, 3)
-    real = ledger.claim
-    calls: list[int] = []
-
-    def flaky(conn: sqlite3.Connection, *args: object, **kw: object) -> object:
-        calls.append(1)
-        if len(calls) == 2:  # the claim of the run's second job, inside _end
-            raise sqlite3.OperationalError("disk I/O error")
-        return real(conn, *args, **kw)  # type: ignore[arg-type]
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(ledger, "claim", flaky)
-    try:
+    with failing_claims(2):  # the claim of the run's second job, inside _end
         run_until_idle(lib, timeout=20)
-    finally:
-        mp.undo()
     rows = [tuple(r) for r in lib.catalog.read("SELECT state, attempts FROM jobs")]
     assert rows == [("done", 1)] * 3  # the first was not undone, the second not lost
 

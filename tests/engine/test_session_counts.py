@@ -17,10 +17,8 @@ import pytest
 from engine import progress
 from engine.jobs import ledger
 from engine.library import Library
-from engine.store.schema import MIGRATIONS
+from engine.store.db import Catalog
 from tests.engine.helpers import jpeg, run_host_until_idle
-
-PRE_JOB_CORE = ("m001_initial", "m002_counters", "m003_jobs_finished_index")
 
 
 def _folder(tmp_path: Path, good: int = 3) -> Path:
@@ -83,33 +81,12 @@ def test_skipped_jobs_are_finished_like_failed_ones(library: Library, tmp_path: 
     assert library.status()["lanes"]["import"]["skipped"] == 3
 
 
-# -- catalogs before and after the job core's migration ---------------------------------
-
-
-@pytest.fixture(params=["before", "after"])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    """A catalog with the migrations up to m003 ("before"), or with the columns the job
-    core adds to `sessions` and `jobs` ("after"), whichever migration has landed."""
-    import sqlite_utils
-
-    conn = sqlite3.connect(tmp_path / "catalog.db", isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    db = sqlite_utils.Database(conn)
-    for fn in MIGRATIONS[: len(PRE_JOB_CORE)]:
-        assert fn.__name__ in PRE_JOB_CORE
-        fn(db)
-    if request.param == "after":
-        for sql in (
-            "ALTER TABLE sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'import'",
-            "ALTER TABLE sessions ADD COLUMN planned INTEGER",
-            "ALTER TABLE jobs ADD COLUMN task_key TEXT",
-            "ALTER TABLE jobs ADD COLUMN progress_done INTEGER",
-            "ALTER TABLE jobs ADD COLUMN progress_total INTEGER",
-            "ALTER TABLE jobs ADD COLUMN progress_note TEXT",
-        ):
-            conn.execute(sql)
-    yield conn
-    conn.close()
+@pytest.fixture
+def catalog(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    """A catalog with every migration applied (the job core's columns included)."""
+    cat = Catalog(tmp_path / "catalog.db")
+    yield cat.conn
+    cat.close()
 
 
 def _session(conn: sqlite3.Connection, **columns: object) -> int:
@@ -160,10 +137,6 @@ def _jobs(
     return ids
 
 
-def _has(conn: sqlite3.Connection, table: str, column: str) -> bool:
-    return column in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-
-
 def test_an_import_reads_the_same_on_either_catalog(catalog: sqlite3.Connection) -> None:
     sid = _session(catalog, files_seen=3, items_new=3, scanned_at=2.0)
     _jobs(catalog, sid, "import", ["done", "running", "queued"])
@@ -192,8 +165,6 @@ def test_an_import_reads_the_same_on_either_catalog(catalog: sqlite3.Connection)
 
 
 def test_a_running_job_reports_its_own_progress(catalog: sqlite3.Connection) -> None:
-    if not _has(catalog, "jobs", "progress_done"):
-        pytest.skip("a catalog without per-job progress")
     sid = _session(catalog, scanned_at=2.0)
     _jobs(
         catalog,
@@ -213,8 +184,6 @@ def test_a_running_job_reports_its_own_progress(catalog: sqlite3.Connection) -> 
 def test_a_reindex_counts_its_planned_jobs_while_it_creates_them(
     catalog: sqlite3.Connection,
 ) -> None:
-    if not _has(catalog, "sessions", "planned"):
-        pytest.skip("a catalog without planned sessions")
     sid = _session(catalog, kind="reindex", planned=10, roots=json.dumps(["Re-index: thumbnail"]))
     ids = _jobs(catalog, sid, "batch", ["done", "done", "failed", "queued"])
     for job_id in ids[:3]:
@@ -248,22 +217,8 @@ def test_a_reindex_counts_its_planned_jobs_while_it_creates_them(
     assert not progress.queue_progress(catalog, now=100.0).busy
 
 
-def test_table_columns_are_read_once_per_connection(catalog: sqlite3.Connection) -> None:
-    first = progress.table_columns(catalog, "jobs")
-    statements: list[str] = []
-    catalog.set_trace_callback(statements.append)
-    try:
-        assert progress.table_columns(catalog, "jobs") is first
-        progress.running_jobs(catalog)
-    finally:
-        catalog.set_trace_callback(None)
-    assert not [s for s in statements if "table_info" in s]
-
-
 def test_task_jobs_are_listed_without_an_item(library: Library) -> None:
     conn = library.catalog.conn
-    if not {"task_key", "progress_done"} <= progress.table_columns(conn, "jobs"):
-        pytest.skip("a catalog without task jobs")
     with library.catalog.write() as w:
         for state in ("running", "failed"):
             w.execute(
