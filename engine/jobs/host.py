@@ -67,6 +67,8 @@ POOL_LANES = ("import", "batch", "learning")
 LANE_PRIORITY = {"import": 30, "batch": 20, "learning": 10}
 STRICT_LANES = ("learning",)  # in-flight messages = its worker count, not ×depth
 
+# Also the reason for an item with no path at all: paths are never deleted, so that
+# means its only file was edited and re-catalogued as the new content's item.
 CHANGED_REASON = (
     "The file was changed after it was catalogued; its new content is catalogued as an "
     "item of its own."
@@ -710,6 +712,8 @@ class WorkerHost:
             item = load_item_ref(self.catalog, job.item_id)
             faults.maybe_crash(item)
             stage = self.registry.get(job.stage)
+            if stage.reads_original and not item.paths:
+                raise PermanentError(CHANGED_REASON)
             prepared = stage.prepare(item, ctx)
             control.check()
             [result] = stage.run_batch([prepared], ctx)
@@ -940,6 +944,9 @@ class WorkerHost:
                 )
                 continue
             faults.maybe_crash(item)
+            if stage.reads_original and not item.paths:
+                outcomes[i] = _Outcome("error", reason=CHANGED_REASON, permanent=True)
+                continue
             futures.append((i, self._prep_pool.submit(stage.prepare, item, ctx)))
         prepared: list[tuple[int, Any]] = []
         for i, future in futures:
