@@ -102,11 +102,79 @@ class WorkerSettings:
         return value
 
 
+def _spec_ok(value: str) -> bool:
+    if value == "":
+        return True  # "" turns the stage off
+    from models.spec import ModelSpec, SpecError
+
+    try:
+        ModelSpec.parse(value)
+    except SpecError:
+        return False
+    return True
+
+
+_MODEL_SPEC = _Rule(
+    str,
+    _spec_ok,
+    'a model spec (open_clip:ARCH:PRETRAINED, transformers:HUB_ID_OR_DIR, '
+    'torchvision:mobilenet_v2[:WEIGHTS]) or "" for none',
+)
+_FRACTION = _Rule(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
+
+DEFAULT_EMBED_MODEL = "open_clip:ViT-B-32:laion2b_s34b_b79k"
+DEFAULT_DETECT_MODEL = "transformers:PekingU/rtdetr_v2_r18vd"
+
+
+@dataclass
+class ModelSettings:
+    """The `[models]` table."""
+
+    embed: str = _setting(
+        _MODEL_SPEC,
+        "image embedding model (similar items, zero-shot tags, search); changing it "
+        "re-indexes every item",
+        DEFAULT_EMBED_MODEL,
+    )
+    detect: str = _setting(
+        _MODEL_SPEC, "object detection model; changing it re-indexes every item", DEFAULT_DETECT_MODEL
+    )
+    download: bool = _setting(
+        _YES_NO, "download missing model weights once, when the network allows", True
+    )
+    embed_batch: int = _setting(
+        _whole(0), "images per embedding batch (0: 256 on a GPU, 32 on the CPU)", 0
+    )
+    detect_batch: int = _setting(
+        _whole(0), "images per detection batch (0: 32 on a GPU, 4 on the CPU)", 0
+    )
+
+
+@dataclass
+class DetectSettings:
+    """The `[detect]` table."""
+
+    min_score: float = _setting(_FRACTION, "keep detected objects at least this sure", 0.5)
+
+
+@dataclass
+class TagSettings:
+    """The `[tags]` table."""
+
+    min_score: float = _setting(
+        _FRACTION, "zero-shot tags need at least this score (see docs/architecture.md)", 0.05
+    )
+    max_tags: int = _setting(_whole(1), "at most this many zero-shot tags per item", 10)
+
+
 @dataclass
 class Settings:
-    """The `[general]` table, plus `workers` for the `[workers]` table."""
+    """The `[general]` table, plus one field per other table."""
 
     workers: WorkerSettings = field(default_factory=WorkerSettings)
+    models: ModelSettings = field(default_factory=ModelSettings)
+    detect: DetectSettings = field(default_factory=DetectSettings)
+    tags: TagSettings = field(default_factory=TagSettings)
     queue_depth_per_worker: int = _setting(
         _whole(1),
         "messages kept in the work queue per lane, per worker: enough to keep workers "
@@ -129,14 +197,61 @@ class Settings:
     warnings: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
     """What loading ignored (unknown keys and tables); never saved."""
 
+    def table(self, name: str) -> Any:
+        return self if name == "general" else getattr(self, name)
+
     def to_toml_dict(self) -> dict[str, Any]:
         return {
-            table: {_key(f): getattr(obj, f.name) for f in _settings_fields(obj)}
-            for table, obj in (("general", self), ("workers", self.workers))
+            table: {_key(f): getattr(self.table(table), f.name) for f in _settings_fields(cls)}
+            for table, cls in _TABLES.items()
         }
 
+    def get(self, key: str) -> Any:
+        """A setting by its dotted key (`models.embed`; `general` keys bare: `device`)."""
+        table, f = _field_for(key)
+        return getattr(self.table(table), f.name)
 
-def _settings_fields(obj: Settings | WorkerSettings) -> Iterator[Field[Any]]:
+    def with_value(self, key: str, text: str) -> Settings:
+        """A copy with `key` set from its text form; raises SettingsError if invalid."""
+        import copy
+
+        table, f = _field_for(key)
+        rule: _Rule = f.metadata["rule"]
+        value: Any = text
+        if rule.kind is bool:
+            value = {"true": True, "yes": True, "on": True, "1": True}.get(
+                text.lower(), False if text.lower() in ("false", "no", "off", "0") else text
+            )
+        elif rule.kind in (int, float):
+            try:
+                value = rule.kind(text)
+            except ValueError:
+                value = text
+        data = self.to_toml_dict()
+        data[table][_key(f)] = value
+        parsed = parse_settings(data, f"setting {key}")
+        out = copy.deepcopy(parsed)
+        return out
+
+
+def _field_for(key: str) -> tuple[str, Field[Any]]:
+    table, _, name = key.rpartition(".")
+    table = table or "general"
+    cls = _TABLES.get(table)
+    if cls is not None:
+        for f in fields(cls):
+            if "rule" in f.metadata and _key(f) == name:
+                return table, f
+    known = ", ".join(setting_names())
+    raise KeyError(f"unknown setting {key!r}; settings: {known}")
+
+
+def setting_names() -> list[str]:
+    """Every setting's dotted key, as `config get/set` takes it."""
+    return [key if table == "general" else f"{table}.{key}" for table, key, _ in setting_keys()]
+
+
+def _settings_fields(obj: type[Any]) -> Iterator[Field[Any]]:
     return (f for f in fields(obj) if "rule" in f.metadata)
 
 
@@ -145,9 +260,12 @@ def _key(f: Field[Any]) -> str:
     return key or f.name
 
 
-_TABLES: dict[str, type[Settings] | type[WorkerSettings]] = {
+_TABLES: dict[str, type[Any]] = {
     "general": Settings,
     "workers": WorkerSettings,
+    "models": ModelSettings,
+    "detect": DetectSettings,
+    "tags": TagSettings,
 }
 
 
@@ -215,11 +333,15 @@ def parse_settings(data: dict[str, Any], path: Path | str = SETTINGS_FILE) -> Se
     for table in data:
         if table not in _TABLES:
             warnings.append(f"unknown table [{table}] (ignored)")
-    general = _parse_table("general", Settings, data.get("general", {}), errors, warnings)
-    workers = _parse_table("workers", WorkerSettings, data.get("workers", {}), errors, warnings)
+    parsed = {
+        table: _parse_table(table, cls, data.get(table, {}), errors, warnings)
+        for table, cls in _TABLES.items()
+    }
     if errors:
         raise SettingsError(path, errors)
-    settings = Settings(workers=WorkerSettings(**workers), **general)
+    general = parsed.pop("general")
+    tables = {table: _TABLES[table](**kwargs) for table, kwargs in parsed.items()}
+    settings = Settings(**tables, **general)
     settings.warnings = warnings
     return settings
 

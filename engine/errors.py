@@ -37,3 +37,8 @@ class SettingsError(ShoeboxError):
         self.path = path
         self.problems = list(problems)
         super().__init__("\n".join(f"{path}: {problem}" for problem in self.problems))
+
+
+class WaitingError(ShoeboxError):
+    """The job cannot run yet for a reason outside the input (its model's weights are
+    not here): it waits, no attempt counted, with this message as what to do."""

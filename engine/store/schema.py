@@ -341,6 +341,57 @@ def m004_job_core(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m005_models(db: sqlite_utils.Database) -> None:
+    """What the models make: vectors, detections, tags, and the user's own tag words."""
+    run_script(
+        db.conn,
+        """
+        -- One L2-normalised float16 vector per (item, model spec); `digest` is the
+        -- weights digest it was computed with. `seq` lets a vector index catch up.
+        CREATE TABLE vectors (
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            vector BLOB NOT NULL,
+            digest TEXT NOT NULL DEFAULT '',
+            seq INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (item_id, model)
+        ) WITHOUT ROWID;
+        CREATE INDEX vectors_model_seq ON vectors (model, seq);
+
+        -- Objects found by the detector; box in pixels of the upright image.
+        CREATE TABLE detections (
+            id INTEGER PRIMARY KEY,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            label TEXT NOT NULL,
+            score REAL NOT NULL,
+            x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL
+        );
+        CREATE INDEX detections_item ON detections (item_id);
+
+        -- Tags of an item, each with where it came from: zero-shot, detect, classifier,
+        -- later user.
+        CREATE TABLE item_tags (
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            tag TEXT NOT NULL,
+            source TEXT NOT NULL,
+            score REAL NOT NULL,
+            model TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (item_id, source, tag)
+        ) WITHOUT ROWID;
+        CREATE INDEX item_tags_tag ON item_tags (tag, score);
+
+        -- Words the user added to the zero-shot vocabulary (`shoebox tags add`).
+        CREATE TABLE tag_words (
+            word TEXT PRIMARY KEY,
+            added_at REAL NOT NULL
+        );
+        """,
+    )
+
+
 def run_script(conn: sqlite3.Connection, script: str) -> None:
     """Run statements one by one: `executescript` would commit the open transaction,
     and a migration must apply whole or not at all."""

@@ -1,0 +1,63 @@
+"""What every model-backed stage shares: its model from the host's resource pool
+(one copy per process), the wait-don't-fail rule, and "loading model…" progress.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from engine.errors import WaitingError
+from engine.pipeline.types import StageContext
+
+if TYPE_CHECKING:
+    from models.base import Model
+
+M = TypeVar("M", bound="Model")
+
+
+class ModelHolder(Generic[M]):
+    """The stage's model: made once, loaded through `ctx.resources` when there is a pool."""
+
+    def __init__(self, spec: str, device: str, make: Callable[[str, str], M], lane: str) -> None:
+        self.spec = spec
+        self.device = device
+        self.lane = lane
+        self._make = make
+        self._model: M | None = None
+        self._guard = threading.Lock()
+
+    def instance(self) -> M:
+        with self._guard:
+            if self._model is None:
+                self._model = self._make(self.spec, self.device)
+            return self._model
+
+    def get(self, ctx: StageContext) -> M:
+        """The loaded model; raises WaitingError (the job waits) when its weights are
+        not here."""
+        from models.errors import ModelUnavailable
+
+        model = self.instance()
+        if model.state != "loaded":
+            ctx.progress(0, None, f"loading model {model.spec.display}…")
+        try:
+            if ctx.resources is None:
+                model.load()
+            else:
+                ctx.resources.get(
+                    (self.spec, self.device),
+                    model.load,
+                    lane=self.lane,
+                    release=lambda loaded: loaded.unload(),
+                )
+        except ModelUnavailable as exc:
+            raise WaitingError(str(exc)) from exc
+        return model
+
+    def availability(self) -> str | None:
+        return self.instance().availability()
+
+    def status(self) -> dict[str, Any]:
+        return self.instance().status() if self._model is not None else {"spec": self.spec}
