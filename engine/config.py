@@ -117,13 +117,18 @@ def _spec_ok(value: str) -> bool:
 _MODEL_SPEC = _Rule(
     str,
     _spec_ok,
-    'a model spec (open_clip:ARCH:PRETRAINED, transformers:HUB_ID_OR_DIR, '
+    "a model spec (open_clip:ARCH:PRETRAINED, transformers:HUB_ID_OR_DIR, "
     'torchvision:mobilenet_v2[:WEIGHTS]) or "" for none',
 )
 _FRACTION = _Rule(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
 
 DEFAULT_EMBED_MODEL = "open_clip:ViT-B-32:laion2b_s34b_b79k"
 DEFAULT_DETECT_MODEL = "transformers:PekingU/rtdetr_v2_r18vd"
+
+
+def _default_model(spec: str) -> Callable[[], str]:
+    """`SHOEBOX_NO_MODELS=1`: new libraries start with no model stages (catalogue only)."""
+    return lambda: "" if os.environ.get("SHOEBOX_NO_MODELS") == "1" else spec
 
 
 @dataclass
@@ -134,10 +139,12 @@ class ModelSettings:
         _MODEL_SPEC,
         "image embedding model (similar items, zero-shot tags, search); changing it "
         "re-indexes every item",
-        DEFAULT_EMBED_MODEL,
+        factory=_default_model(DEFAULT_EMBED_MODEL),
     )
     detect: str = _setting(
-        _MODEL_SPEC, "object detection model; changing it re-indexes every item", DEFAULT_DETECT_MODEL
+        _MODEL_SPEC,
+        "object detection model; changing it re-indexes every item",
+        factory=_default_model(DEFAULT_DETECT_MODEL),
     )
     download: bool = _setting(
         _YES_NO, "download missing model weights once, when the network allows", True

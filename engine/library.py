@@ -52,8 +52,12 @@ class Library:
     def registry(self) -> StageRegistry:
         # Built lazily: stage modules pull in Pillow, which `status` does not need.
         if self._registry is None:
-            self._registry = default_registry()
+            self._registry = default_registry(self.settings, self.tag_words())
         return self._registry
+
+    def tag_words(self) -> list[str]:
+        """Words the user added to the zero-shot vocabulary (`shoebox tags add`)."""
+        return [str(r[0]) for r in self.catalog.conn.execute("SELECT word FROM tag_words")]
 
     def close(self) -> None:
         self.catalog.close()
@@ -215,7 +219,12 @@ class Library:
     def items(self, item_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
         from engine.queries import items
 
-        return items(self.catalog.conn, item_ids)
+        return items(
+            self.catalog.conn,
+            item_ids,
+            root=self.root,
+            embed_model=self.settings.models.embed or None,
+        )
 
     def sessions(self) -> list[dict[str, Any]]:
         """Every session (imports, re-indexes) with its progress, newest first: the

@@ -41,9 +41,10 @@ MIN_SPAN_S = 1.0
 """A rate is never computed over less than this, so the first job does not read as 1000/s."""
 
 PROBLEM_STATES = ("failed", "dead")
-WAITING_STATES: tuple[str, ...] = tuple(s for s in STATES if s not in TERMINAL)
-"""Jobs still to do (queued, running); every other state has ended and counts as
-finished towards done/total: done, failed, dead, cancelled, skipped."""
+WAITING_STATES: tuple[str, ...] = ("queued", "running")
+"""Jobs still to do; every other state counts as finished towards done/total: done,
+failed, dead, cancelled, skipped — and `waiting` (for a model that is not here: the
+import is finished without it, and goes on when the model comes)."""
 FINISHED_STATES: tuple[str, ...] = tuple(s for s in TERMINAL if s != "cancelled")
 """What counts towards a rate: every ended state but cancelled (no work was done)."""
 ACTIVE_SESSION_STATES = ("scanning", "processing")
@@ -101,6 +102,10 @@ class _JobStates:
     @property
     def skipped(self) -> int:
         return self._n("skipped")
+
+    @property
+    def waiting(self) -> int:
+        return self._n("waiting")
 
 
 def _by_state(found: Mapping[str, int] | None = None) -> dict[str, int]:

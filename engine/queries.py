@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from engine.jobs.ledger import STATES
@@ -31,7 +32,65 @@ def status(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def items(conn: sqlite3.Connection, item_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+def tags_for(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each item's tags, best first: `{"tag", "score", "source"}` (a tag found by two
+    sources appears once per source)."""
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    for chunk in _chunks(ids, 500):
+        marks = ",".join("?" * len(chunk))
+        for r in conn.execute(
+            f"""SELECT item_id, tag, score, source FROM item_tags WHERE item_id IN ({marks})
+                ORDER BY item_id, score DESC, tag""",
+            chunk,
+        ):
+            out[r[0]].append({"tag": r[1], "score": round(float(r[2]), 4), "source": r[3]})
+    return out
+
+
+def detections_for(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each item's detected objects, best first: `{"label", "score", "box"}`, the box
+    `[x0, y0, x1, y1]` in pixels of the upright image."""
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    for chunk in _chunks(ids, 500):
+        marks = ",".join("?" * len(chunk))
+        for r in conn.execute(
+            f"""SELECT item_id, label, score, x0, y0, x1, y1 FROM detections
+                WHERE item_id IN ({marks}) ORDER BY item_id, score DESC, id""",
+            chunk,
+        ):
+            out[r[0]].append(
+                {
+                    "label": r[1],
+                    "score": round(float(r[2]), 4),
+                    "box": [round(float(v), 1) for v in r[3:7]],
+                }
+            )
+    return out
+
+
+def embeddings_for(
+    conn: sqlite3.Connection, ids: Sequence[int], preferred_model: str | None = None
+) -> dict[int, dict[str, Any] | None]:
+    """Which embedding each item has (`{"model", "dim", "digest"}`, never the vector):
+    the preferred model's when it has one, else another's (during a re-index)."""
+    out: dict[int, dict[str, Any] | None] = dict.fromkeys(ids)
+    for chunk in _chunks(ids, 500):
+        marks = ",".join("?" * len(chunk))
+        for r in conn.execute(
+            f"SELECT item_id, model, dim, digest FROM vectors WHERE item_id IN ({marks})", chunk
+        ):
+            if out[r[0]] is None or r[1] == preferred_model:
+                out[r[0]] = {"model": r[1], "dim": int(r[2]), "digest": r[3]}
+    return out
+
+
+def items(
+    conn: sqlite3.Connection,
+    item_ids: Sequence[int] | None = None,
+    *,
+    root: Path | None = None,
+    embed_model: str | None = None,
+) -> list[dict[str, Any]]:
     where, params = "", ()  # type: tuple[str, tuple[int, ...]]
     if item_ids is not None:
         where = f"WHERE i.id IN ({','.join('?' * len(item_ids))})"
@@ -63,6 +122,9 @@ def items(conn: sqlite3.Connection, item_ids: Sequence[int] | None = None) -> li
             f"SELECT item_id, size, path FROM thumbnails WHERE item_id IN ({marks})", chunk
         ):
             thumbs[t[0]][t[1]] = t[2]
+    tags = tags_for(conn, ids)
+    detections = detections_for(conn, ids)
+    embeddings = embeddings_for(conn, ids, embed_model)
     out = []
     for r in rows:
         metadata = json.loads(r["metadata"]) if r["metadata"] else None
@@ -78,7 +140,15 @@ def items(conn: sqlite3.Connection, item_ids: Sequence[int] | None = None) -> li
                 "metadata": metadata,
                 "taken_at": r["taken_at"],
                 "thumbnails": thumbs[r["id"]],
+                "thumbnail": (
+                    str(root / thumbs[r["id"]]["thumb"])
+                    if root is not None and "thumb" in thumbs[r["id"]]
+                    else thumbs[r["id"]].get("thumb")
+                ),
                 "stages": stages[r["id"]],
+                "tags": tags[r["id"]],
+                "detections": detections[r["id"]],
+                "embedding": embeddings[r["id"]],
             }
         )
     return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-class ModelUnavailable(Exception):  # noqa: N818 - reads as a state, like StopIteration
+class ModelUnavailable(Exception):
     """The model's weights are not here (and could not be fetched): its work must wait.
 
     Not the input's fault and not worth an attempt: the job waits, with `action`

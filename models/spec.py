@@ -22,7 +22,7 @@ class SpecError(ValueError):
 
 
 def _looks_like_path(text: str) -> bool:
-    return text.startswith(("/", "~", "./", "../")) or os.sep in text and Path(text).exists()
+    return text.startswith(("/", "~", "./", "../")) or (os.sep in text and Path(text).exists())
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,9 @@ class ModelSpec:
                 )
             return cls(family, arch, source, text)
         if arch not in TORCHVISION_ARCHS:
-            raise SpecError(f"{text!r}: torchvision models supported: {', '.join(TORCHVISION_ARCHS)}")
+            raise SpecError(
+                f"{text!r}: torchvision models supported: {', '.join(TORCHVISION_ARCHS)}"
+            )
         return cls(family, arch, source, text)
 
     @property

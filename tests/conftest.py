@@ -10,6 +10,12 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_API", "pyside6")
+# Tests never reach a model hub, and never read or fill the user's weights cache.
+os.environ["SHOEBOX_OFFLINE"] = "1"
+os.environ.setdefault("SHOEBOX_MODELS_DIR", f"/tmp/shoebox-test-models-{os.getpid()}")
+# New libraries start without model stages unless a test asks for them (tests of the
+# job core count jobs; the model tests build their own registries or settings).
+os.environ["SHOEBOX_NO_MODELS"] = "1"
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -43,7 +43,7 @@ from huey.consumer import Consumer, Worker
 
 from engine import faults
 from engine.config import LANES, Settings
-from engine.errors import LibraryLockedError, PermanentError, TransientError
+from engine.errors import LibraryLockedError, PermanentError, TransientError, WaitingError
 from engine.jobs import freshness, ledger, recovery, reindex
 from engine.jobs.control import JobControl, JobInterrupted
 from engine.jobs.resources import ResourcePool
@@ -59,6 +59,7 @@ LEASE_RENEW_S = 10.0
 FEED_INTERVAL_S = 0.025
 IDLE_POLL_S = 0.05
 HOUSEKEEPING_S = 0.5
+WAKE_CHECK_S = 5.0  # how often stages with waiting jobs check whether they can run
 TIMEOUT_GRACE_S = 5.0  # a stage that ignores its deadline this long is abandoned
 REINDEX_CHUNKS_PER_TICK = 4
 TARGET_MESSAGE_S = 0.05  # a per-item message lasts about this long
@@ -158,6 +159,7 @@ class HostStats:
     handed_back: int = 0
     cancelled: int = 0
     timed_out: int = 0
+    waiting: int = 0  # jobs parked because their model is not here
     messages: int = 0
     max_queue_messages: int = 0  # most messages in flight at once (the feeder's bound)
     recovered: dict[str, int] = field(default_factory=dict)
@@ -176,7 +178,7 @@ class _Active:
 
 @dataclass
 class _Outcome:
-    kind: str  # done | error | interrupted | changed
+    kind: str  # done | error | interrupted | changed | waiting
     output: StageOutput | None = None
     version: str = ""
     reason: str = ""
@@ -229,7 +231,9 @@ class WorkerHost:
         self._handlers = 0  # messages being handled now (stop waits for them)
         self._sent: set[tuple[str, int, int]] = set()  # messages this host sent
         self._cancel_in_batch: set[int] = set()  # batch members asked to cancel
-        self._max_group = max([MAX_GROUP] + [s.batch_size for s in registry.stages()])
+        self._parked: dict[str, str] = {}  # stages whose model is missing: the reason
+        self._next_wake_check = 0.0
+        self._max_group = MAX_GROUP  # raised to the largest batch size when started
 
     # -- life cycle ------------------------------------------------------------
 
@@ -237,6 +241,8 @@ class WorkerHost:
         global _current_host
         if _current_host is not None:
             raise RuntimeError("one worker host per process")
+        # Batch sizes may depend on the device (torch is imported here, not by the CLI).
+        self._max_group = max([MAX_GROUP] + [s.batch_size for s in self.registry.stages()])
         self._acquire_lock()
         _current_host = self
         try:
@@ -450,6 +456,9 @@ class WorkerHost:
                 )
             }
             self.resources.release_idle(busy)
+        if force or mono >= self._next_wake_check:
+            self._next_wake_check = mono + WAKE_CHECK_S
+            self._wake_or_park(now)
         for session in reindex.active(conn):
             # Up to a few chunks a tick: one chunk per tick capped a re-index at 4,000/s.
             current: reindex.Reindex | None = session
@@ -462,6 +471,26 @@ class WorkerHost:
         if reindex.sessions_to_finish(conn):
             with self.catalog.write() as wconn:
                 reindex.finish_sessions(wconn, now)
+
+    def _wake_or_park(self, now: float) -> None:
+        """Waiting jobs run again as soon as their model is here (imported, downloaded);
+        until then, new jobs of that stage wait with them instead of being claimed."""
+        for stage_name, (_, reason) in ledger.waiting_stages(self.catalog.conn).items():
+            stage = self.registry.get(stage_name) if stage_name in self.registry else None
+            check = getattr(stage, "availability", None)
+            try:
+                missing = check() if check is not None else None
+            except Exception:
+                log.exception("checking whether %s can run failed", stage_name)
+                continue
+            with self.catalog.write() as wconn:
+                if missing is None:
+                    self._parked.pop(stage_name, None)
+                    woken = ledger.wake(wconn, self.registry, stage_name)
+                    log.info("%s can run now: %d waiting jobs queued again", stage_name, woken)
+                else:
+                    self._parked[stage_name] = missing
+                    ledger.park_stage(wconn, self.registry, stage_name, missing or reason, now)
 
     def _abandon_overdue(self) -> None:
         """A stage that ignores its deadline cannot be stopped from here (a thread);
@@ -726,6 +755,8 @@ class WorkerHost:
             return _Outcome("done", output=result, version=stage.version, item=item)
         except JobInterrupted as exc:
             return _Outcome("interrupted", why=exc.why, reason=str(exc))
+        except WaitingError as exc:
+            return _Outcome("waiting", reason=str(exc))
         except PermanentError as exc:
             return _Outcome("error", reason=str(exc), permanent=True)
         except BaseException as exc:  # SystemExit, CancelledError too: the job must end
@@ -814,6 +845,13 @@ class WorkerHost:
                     item = outcome.item or load_item_ref(self.catalog, job.item_id, conn)
                     self.registry.get(job.stage).store_many(conn, [(item, outcome.output)], seq)
                 self.stats.done += 1
+            return
+        if outcome.kind == "waiting":
+            if ledger.park(conn, job, outcome.reason, now):
+                self.stats.waiting += 1
+                if self._parked.get(job.stage) != outcome.reason:
+                    self._parked[job.stage] = outcome.reason
+                    ledger.park_stage(conn, self.registry, job.stage, outcome.reason, now)
             return
         if outcome.kind == "interrupted":
             if outcome.why == "stopping":
@@ -976,6 +1014,8 @@ class WorkerHost:
     def _exception_outcome(self, job: ledger.ClaimedJob, exc: BaseException) -> _Outcome:
         if isinstance(exc, JobInterrupted):
             return _Outcome("interrupted", why=exc.why, reason=str(exc))
+        if isinstance(exc, WaitingError):
+            return _Outcome("waiting", reason=str(exc))
         if isinstance(exc, PermanentError):
             return _Outcome("error", reason=str(exc), permanent=True)
         self._log_failure(job, exc)

@@ -34,7 +34,7 @@ from engine.config import Settings
 from engine.pipeline.registry import StageRegistry
 from engine.store.db import next_seq
 
-STATES = ("queued", "running", "done", "failed", "dead", "cancelled", "skipped")
+STATES = ("queued", "running", "waiting", "done", "failed", "dead", "cancelled", "skipped")
 TERMINAL = ("done", "failed", "dead", "cancelled", "skipped")
 RETRYABLE = ("failed", "dead", "skipped")
 
@@ -115,7 +115,7 @@ def add_jobs_for_item(
                    not_before = 0, dispatched = 0, suspect = 0, finished_at = NULL,
                    blocked = excluded.blocked, seq = excluded.seq
                WHERE jobs.version != excluded.version
-                 AND jobs.state IN ('done', 'failed', 'dead', 'skipped')""",
+                 AND jobs.state IN ('done', 'failed', 'dead', 'skipped', 'waiting')""",
             (
                 item_id,
                 stage.name,
@@ -452,6 +452,70 @@ def finish_cancelled(
     return done
 
 
+def park(conn: sqlite3.Connection, job: ClaimedJob, reason: str, now: float) -> bool:
+    """The job cannot run yet (its model is not here): `waiting`, its attempt refunded,
+    with `reason` saying what to do. Nothing is skipped: it runs when it can."""
+    seq = next_seq(conn)
+    return (
+        conn.execute(
+            """UPDATE jobs SET state = 'waiting', attempts = max(attempts - 1, 0), error = ?,
+                               owner = NULL, lease_until = NULL, dispatched = 0, suspect = 0,
+                               finished_at = ?, seq = ?, progress_done = NULL,
+                               progress_total = NULL, progress_note = NULL
+               WHERE id = ? AND state = 'running' AND token = ?""",
+            (reason, now, seq, job.id, job.token),
+        ).rowcount
+        == 1
+    )
+
+
+def park_stage(
+    conn: sqlite3.Connection, registry: StageRegistry, stage: str, reason: str, now: float
+) -> int:
+    """Every queued job of `stage`, and every job blocked on one of them, waits too:
+    no point claiming jobs whose model is known to be missing, and a job waiting for
+    a waiting requirement is not work left to do (an import finishes without them)."""
+    seq = next_seq(conn)
+    n = conn.execute(
+        """UPDATE jobs SET state = 'waiting', error = ?, dispatched = 0, finished_at = ?, seq = ?
+           WHERE +stage = ? AND state = 'queued'""",
+        (reason, now, seq, stage),
+    ).rowcount
+    dependents = registry.all_dependents(stage) if stage in registry else []
+    if dependents:
+        n += conn.execute(
+            f"""UPDATE jobs SET state = 'waiting', error = ?, dispatched = 0, finished_at = ?,
+                                seq = ?
+                WHERE state = 'queued' AND blocked > 0 AND stage IN ({marks(len(dependents))})
+                  AND item_id IN (SELECT item_id FROM jobs WHERE state = 'waiting'
+                                  AND +stage = ?)""",
+            (f"Waits for {stage}: {reason}", now, seq, *dependents, stage),
+        ).rowcount
+    return n
+
+
+def wake(conn: sqlite3.Connection, registry: StageRegistry, stage: str) -> int:
+    """The stage can run again: its waiting jobs, and those waiting for them, are queued."""
+    seq = next_seq(conn)
+    names = [stage, *(registry.all_dependents(stage) if stage in registry else [])]
+    return conn.execute(
+        f"""UPDATE jobs SET state = 'queued', error = NULL, not_before = 0, finished_at = NULL,
+                            dispatched = 0, seq = ?
+            WHERE state = 'waiting' AND stage IN ({marks(len(names))})""",
+        (seq, *names),
+    ).rowcount
+
+
+def waiting_stages(conn: sqlite3.Connection) -> dict[str, tuple[int, str]]:
+    """Stages with waiting jobs: {stage: (count, one job's reason)}."""
+    return {
+        str(r[0]): (int(r[1]), str(r[2] or ""))
+        for r in conn.execute(
+            "SELECT stage, count(*), max(error) FROM jobs WHERE state = 'waiting' GROUP BY stage"
+        )
+    }
+
+
 def hand_back(conn: sqlite3.Connection, jobs: Sequence[ClaimedJob]) -> int:
     """A graceful stop: running jobs go back to the queue without costing an attempt.
     The token moves on, so a result that arrives after this is discarded."""
@@ -498,7 +562,7 @@ def skip_dependents(
         f"""UPDATE jobs SET state = 'skipped', error = ?, dispatched = 0, suspect = 0,
                             finished_at = ?, seq = ?
             WHERE item_id = ? AND stage IN ({marks(len(dependents))})
-              AND state = 'queued' AND blocked > 0""",
+              AND state IN ('queued', 'waiting') AND blocked > 0""",
         (f"Skipped: needs {stage}, which did not finish ({reason})", now, seq, item_id,
          *dependents),
     ).rowcount  # fmt: skip
@@ -585,7 +649,7 @@ def fail_waiting_jobs(conn: sqlite3.Connection, item_id: int, reason: str, now: 
     return conn.execute(
         """UPDATE jobs SET state = 'failed', error = ?, dispatched = 0, suspect = 0,
                            finished_at = ?, seq = ?
-           WHERE item_id = ? AND +state = 'queued'""",
+           WHERE item_id = ? AND +state IN ('queued', 'waiting')""",
         (reason, now, seq, item_id),
     ).rowcount
 
@@ -605,7 +669,7 @@ def cancel_session(
     rows = conn.execute(
         """UPDATE jobs SET state = 'cancelled', error = 'Import cancelled.', dispatched = 0,
                            suspect = 0, finished_at = ?, seq = ?
-           WHERE session_id = ? AND state = 'queued'
+           WHERE session_id = ? AND state IN ('queued', 'waiting')
            RETURNING item_id, result_version""",
         (now, seq, session_id),
     ).fetchall()
@@ -637,8 +701,8 @@ def skip_stranded(
                 f"""UPDATE jobs SET state = 'skipped', dispatched = 0, suspect = 0,
                         finished_at = ?, seq = ?,
                         error = 'Skipped: a stage it needs did not finish.'
-                    WHERE item_id IN ({marks(len(part))}) AND stage = ? AND state = 'queued'
-                      AND blocked > 0
+                    WHERE item_id IN ({marks(len(part))}) AND stage = ?
+                      AND state IN ('queued', 'waiting') AND blocked > 0
                       AND EXISTS (SELECT 1 FROM jobs r WHERE r.item_id = jobs.item_id
                         AND r.stage IN ({marks(len(reqs))}) AND r.result_version IS NULL
                         AND r.state IN ('failed', 'dead', 'cancelled', 'skipped'))""",
@@ -666,7 +730,7 @@ def cancel_jobs(
         rows = conn.execute(
             f"""UPDATE jobs SET state = 'cancelled', error = 'Cancelled.', dispatched = 0,
                                 suspect = 0, finished_at = ?, seq = ?
-                WHERE id IN ({marks(len(part))}) AND state = 'queued'
+                WHERE id IN ({marks(len(part))}) AND state IN ('queued', 'waiting')
                 RETURNING item_id, result_version""",
             (now, seq, *part),
         ).fetchall()

@@ -20,8 +20,17 @@ M = TypeVar("M", bound="Model")
 class ModelHolder(Generic[M]):
     """The stage's model: made once, loaded through `ctx.resources` when there is a pool."""
 
-    def __init__(self, spec: str, device: str, make: Callable[[str, str], M], lane: str) -> None:
+    def __init__(
+        self,
+        spec: str,
+        device: str,
+        make: Callable[[str, str], M],
+        lane: str,
+        *,
+        allow_download: bool = True,
+    ) -> None:
         self.spec = spec
+        self.allow_download = allow_download
         self.device = device
         self.lane = lane
         self._make = make
@@ -32,11 +41,12 @@ class ModelHolder(Generic[M]):
         with self._guard:
             if self._model is None:
                 self._model = self._make(self.spec, self.device)
+                self._model.allow_download = self.allow_download
             return self._model
 
     def get(self, ctx: StageContext) -> M:
-        """The loaded model; raises WaitingError (the job waits) when its weights are
-        not here."""
+        """The loaded model — the process's one copy, whichever stage loaded it first;
+        raises WaitingError (the job waits) when its weights are not here."""
         from models.errors import ModelUnavailable
 
         model = self.instance()
@@ -45,16 +55,16 @@ class ModelHolder(Generic[M]):
         try:
             if ctx.resources is None:
                 model.load()
-            else:
-                ctx.resources.get(
-                    (self.spec, self.device),
-                    model.load,
-                    lane=self.lane,
-                    release=lambda loaded: loaded.unload(),
-                )
+                return model
+            loaded: M = ctx.resources.get(
+                (self.spec, self.device),
+                model.load,
+                lane=self.lane,
+                release=lambda value: value.unload(),
+            )
         except ModelUnavailable as exc:
             raise WaitingError(str(exc)) from exc
-        return model
+        return loaded
 
     def availability(self) -> str | None:
         return self.instance().availability()

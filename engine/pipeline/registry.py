@@ -5,10 +5,10 @@ It imports the stage modules; stages import only `engine.pipeline.types`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from engine.config import LANES
+from engine.config import LANES, Settings
 from engine.pipeline.types import PerItemAdapter, Stage, TaskStage
 
 
@@ -44,7 +44,8 @@ class StageRegistry:
                 )
         if stage.lane not in LANES:
             raise ValueError(f"stage {stage.name!r}: lane {stage.lane!r} is not one of {LANES}")
-        if stage.batch_size < 1:
+        size = getattr(type(stage), "batch_size", 1)
+        if isinstance(size, int) and size < 1:  # a property (device-dependent) is checked later
             raise ValueError(f"stage {stage.name!r}: batch_size must be at least 1")
         self._stages[stage.name] = stage
 
@@ -103,8 +104,22 @@ class StageRegistry:
         return name in self._stages or name in self._tasks
 
 
-def default_registry() -> StageRegistry:
+def default_registry(
+    settings: Settings | None = None, tag_words: Sequence[str] = ()
+) -> StageRegistry:
+    """The stages the settings ask for, in dependency order. Model stages are built
+    without importing torch (the CLI stays fast); their models load in the host."""
     from engine.pipeline.metadata import MetadataStage
     from engine.pipeline.thumbnail import ThumbnailStage
 
-    return StageRegistry([MetadataStage(), ThumbnailStage()])
+    stages: list[Any] = [MetadataStage(), ThumbnailStage()]
+    if settings is not None and settings.models.embed:
+        from engine.pipeline.embed import EmbedStage
+        from engine.pipeline.tags import TagsStage
+
+        stages += [EmbedStage(settings), TagsStage(settings, tag_words)]
+    if settings is not None and settings.models.detect:
+        from engine.pipeline.detect import DetectStage
+
+        stages.append(DetectStage(settings))
+    return StageRegistry(stages)

@@ -37,6 +37,7 @@ def test_import_status_items_retry_pause_shapes(
     assert set(status["stages"]["thumbnail"]) == {
         "queued",
         "running",
+        "waiting",
         "done",
         "failed",
         "dead",

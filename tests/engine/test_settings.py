@@ -14,7 +14,10 @@ import pytest
 from engine.config import (
     LANES,
     SETTINGS_FILE,
+    DetectSettings,
+    ModelSettings,
     Settings,
+    TagSettings,
     WorkerSettings,
     load_settings,
     save_settings,
@@ -232,9 +235,17 @@ def test_every_field_is_a_declared_setting() -> None:
         ("workers", "import"),
         ("workers", "batch"),
         ("workers", "learning"),
+        ("models", "embed"),
+        ("models", "detect"),
+        ("models", "download"),
+        ("models", "embed_batch"),
+        ("models", "detect_batch"),
+        ("detect", "min_score"),
+        ("tags", "min_score"),
+        ("tags", "max_tags"),
     ]
     assert all(doc for _, _, doc in keys)
-    for cls in (Settings, WorkerSettings):
+    for cls in (Settings, WorkerSettings, ModelSettings, DetectSettings, TagSettings):
         hints = typing.get_type_hints(cls)
         for f in fields(cls):
             if "rule" in f.metadata:
@@ -271,3 +282,19 @@ def test_cli_reports_bad_settings_and_exits_2(tmp_path: Path) -> None:
     )
     assert lines[1] == f"shoebox: {path}: [workers] import must be a whole number ≥ 1, not 0"
     assert "delete it" in lines[2] and str(path) in lines[2]
+
+
+def test_config_keys_get_and_set_by_dotted_name() -> None:
+    settings = Settings()
+    assert settings.get("device") == "auto"
+    assert settings.get("models.embed").startswith("open_clip:")
+    changed = settings.with_value("detect.min_score", "0.25")
+    assert changed.detect.min_score == 0.25 and settings.detect.min_score == 0.5
+    assert settings.with_value("models.download", "no").models.download is False
+    assert settings.with_value("models.detect", "").models.detect == ""
+    with pytest.raises(SettingsError, match=r"\[models\] embed must be a model spec"):
+        settings.with_value("models.embed", "resnet")
+    with pytest.raises(SettingsError, match=r"\[detect\] min_score must be a number from 0 to 1"):
+        settings.with_value("detect.min_score", "2")
+    with pytest.raises(KeyError, match=r"unknown setting 'models\.nope'"):
+        settings.get("models.nope")
