@@ -222,7 +222,7 @@ def cmd_work(args: argparse.Namespace) -> int:
 
     lib = _open(args)
     lib.setup_logging()
-    host = WorkerHost(lib.root, lib.catalog, lib.registry, lib.settings)
+    host = WorkerHost(lib.root, lib.catalog, lib.registry, lib.settings, follow_settings=True)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -404,6 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cancel", parents=[json_flag], help="cancel an import's queued jobs")
     p.add_argument("session", type=int)
     p.set_defaults(func=cmd_cancel)
+
+    from engine.cli_models import add_parsers
+
+    add_parsers(sub, json_flag)
     return parser
 
 

@@ -47,6 +47,7 @@ class Library:
             save_settings(self.root, self.settings)
         self.catalog = Catalog(self.root / CATALOG_FILE)
         self._registry = registry
+        self._vector_indexes: Any = None
 
     @property
     def registry(self) -> StageRegistry:
@@ -58,6 +59,45 @@ class Library:
     def tag_words(self) -> list[str]:
         """Words the user added to the zero-shot vocabulary (`shoebox tags add`)."""
         return [str(r[0]) for r in self.catalog.conn.execute("SELECT word FROM tag_words")]
+
+    def change_tag_words(self, words: Sequence[str], *, add: bool) -> int:
+        """Add or remove vocabulary words; the tags stage's version changes with them."""
+        with self.catalog.write() as conn:
+            if add:
+                return sum(
+                    conn.execute(
+                        "INSERT OR IGNORE INTO tag_words (word, added_at) VALUES (?, ?)",
+                        (w, time.time()),
+                    ).rowcount
+                    for w in words
+                )
+            return sum(
+                conn.execute("DELETE FROM tag_words WHERE word = ?", (w,)).rowcount for w in words
+            )
+
+    def apply_settings(self) -> list[int]:
+        """Rebuild the stages from the current settings and vocabulary; a stage whose
+        version changed (another model, new words) starts a re-index in the batch lane.
+        Returns the new re-index sessions. A running worker host picks the change up
+        by itself (it watches the settings file and the vocabulary)."""
+        from engine.jobs import reindex
+
+        self._registry = default_registry(self.settings, self.tag_words())
+        with self.catalog.write() as conn:
+            started = reindex.sync_versions(conn, self._registry)
+            conn.execute(
+                """INSERT INTO meta (key, value) VALUES ('config_gen', 1)
+                   ON CONFLICT (key) DO UPDATE SET value = value + 1"""
+            )
+        return started
+
+    def vector_indexes(self) -> Any:
+        """The library's vector indexes (one per model), kept for this process."""
+        if self._vector_indexes is None:
+            from engine.vectors import VectorIndexes
+
+            self._vector_indexes = VectorIndexes(self.root)
+        return self._vector_indexes
 
     def close(self) -> None:
         self.catalog.close()

@@ -505,6 +505,8 @@ class QueueProgress(_Dict):
     queued: int
     running: int
     failed: int  # failed + dead jobs in the whole library (problems to look at)
+    waiting: int  # jobs waiting for a model that is not here (not counted as to do)
+    skipped: int  # jobs that never ran: a stage they need did not finish
     active_imports: int  # sessions (imports, re-indexes) with work left
     paused: bool  # every lane with queued work is paused (or its imports are)
     rate: float
@@ -534,6 +536,8 @@ def queue_progress(
     for sid in planned:
         per_session.setdefault(sid, {})
     problems = sum(c.get(s, 0) for c in per_session.values() for s in PROBLEM_STATES)
+    waiting = sum(c.get("waiting", 0) for c in per_session.values())
+    skipped = sum(c.get("skipped", 0) for c in per_session.values())
     total = finished = queued = running = active = 0
     for sid, c in per_session.items():
         q, r = c.get("queued", 0), c.get("running", 0)
@@ -565,6 +569,8 @@ def queue_progress(
         queued=queued,
         running=running,
         failed=problems,
+        waiting=waiting,
+        skipped=skipped,
         active_imports=active,
         paused=blocked,
         rate=rate,
@@ -837,6 +843,8 @@ def format_eta(seconds: float | None) -> str:
 def summary_text(q: QueueProgress) -> str:
     """One line for the status bar."""
     problems = f" · {format_count(q.failed)} failed" if q.failed else ""
+    if q.waiting:
+        problems += f" · {format_count(q.waiting)} waiting for a model"
     if not q.busy:
         noun = "item" if q.items == 1 else "items"
         if q.items == 0:

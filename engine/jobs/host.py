@@ -42,12 +42,18 @@ from huey import SqliteHuey
 from huey.consumer import Consumer, Worker
 
 from engine import faults
-from engine.config import LANES, Settings
-from engine.errors import LibraryLockedError, PermanentError, TransientError, WaitingError
+from engine.config import LANES, SETTINGS_FILE, Settings, load_settings
+from engine.errors import (
+    LibraryLockedError,
+    PermanentError,
+    SettingsError,
+    TransientError,
+    WaitingError,
+)
 from engine.jobs import freshness, ledger, recovery, reindex
 from engine.jobs.control import JobControl, JobInterrupted
 from engine.jobs.resources import ResourcePool
-from engine.pipeline.registry import StageRegistry
+from engine.pipeline.registry import StageRegistry, default_registry
 from engine.pipeline.types import ItemRef, Stage, StageContext, StageOutput
 from engine.store.db import Catalog, next_seq
 
@@ -199,6 +205,7 @@ class WorkerHost:
         *,
         owner: str | None = None,
         shared_broker: bool = False,
+        follow_settings: bool = False,
     ) -> None:
         self.library_dir = library_dir
         self.catalog = catalog
@@ -208,6 +215,10 @@ class WorkerHost:
         # A broker shared with other hosts is never flushed: its messages may be theirs
         # (stale ones are harmless: their tokens no longer match).
         self.shared_broker = shared_broker
+        # A host of the library (the app's, `shoebox work`) rebuilds its stages when
+        # settings.toml or the tag vocabulary change, so `config set` takes effect.
+        self.follow_settings = follow_settings
+        self._config_stamp: tuple[int, int] | None = None
         self.resources = ResourcePool(settings.model_idle_release_s)
         self.ctx = StageContext(library_dir, resources=self.resources)
         self.stats = HostStats()
@@ -416,6 +427,8 @@ class WorkerHost:
             return
         self._next_housekeeping = mono + HOUSEKEEPING_S
         now = time.time()
+        if self.follow_settings:
+            self._follow_settings(now)
         paused = {
             str(r[0]) for r in self.catalog.conn.execute("SELECT name FROM lanes WHERE paused = 1")
         }
@@ -471,6 +484,39 @@ class WorkerHost:
         if reindex.sessions_to_finish(conn):
             with self.catalog.write() as wconn:
                 reindex.finish_sessions(wconn, now)
+
+    def _stamp(self) -> tuple[int, int]:
+        try:
+            mtime = (self.library_dir / SETTINGS_FILE).stat().st_mtime_ns
+        except OSError:
+            mtime = 0
+        row = self.catalog.conn.execute("SELECT value FROM meta WHERE key = 'config_gen'")
+        found = row.fetchone()
+        return mtime, int(found[0]) if found else 0
+
+    def _follow_settings(self, now: float) -> None:
+        stamp = self._stamp()
+        if self._config_stamp is None or stamp == self._config_stamp:
+            self._config_stamp = stamp
+            return
+        self._config_stamp = stamp
+        try:
+            settings = load_settings(self.library_dir)
+        except SettingsError as exc:
+            log.error("the new settings cannot be used; keeping the old ones:\n%s", exc)
+            return
+        words = [str(r[0]) for r in self.catalog.conn.execute("SELECT word FROM tag_words")]
+        registry = default_registry(settings, words)
+        changed = registry.versions() != self.registry.versions()
+        self.settings = settings
+        self.resources.idle_release_s = settings.model_idle_release_s
+        if not changed:
+            return
+        log.info("settings changed: stages are now %s", registry.versions())
+        self.registry = registry
+        self._max_group = max([MAX_GROUP] + [s.batch_size for s in registry.stages()])
+        with self.catalog.write() as conn:
+            reindex.sync_versions(conn, registry, now)
 
     def _wake_or_park(self, now: float) -> None:
         """Waiting jobs run again as soon as their model is here (imported, downloaded);
@@ -837,6 +883,7 @@ class WorkerHost:
             if ledger.finish_done(
                 conn, job, seq, now, version=outcome.version, registry=self.registry
             ):
+                self._requeue_if_stale(conn, job, outcome.version, seq)
                 if job.item_id is None:
                     self.registry.task(job.stage).store_task(
                         conn, job.task_key or "", outcome.output, seq
@@ -884,6 +931,20 @@ class WorkerHost:
             now=time.time(),
             registry=self.registry,
         )
+
+    def _requeue_if_stale(self, conn: Any, job: ledger.ClaimedJob, version: str, seq: int) -> None:
+        """The stage changed version while this job ran (settings changed): its result
+        serves for now, and the job is queued again for the new version."""
+        if job.item_id is None or job.stage not in self.registry:
+            return
+        current = self.registry.get(job.stage).version
+        if current != version:
+            conn.execute(
+                """UPDATE jobs SET state = 'queued', version = ?, attempts = 0, seq = ?,
+                                   finished_at = NULL, lane = 'batch'
+                   WHERE id = ? AND state = 'done'""",
+                (current, seq, job.id),
+            )
 
     def _count(self, state: str) -> None:
         if state == "failed":
@@ -1089,6 +1150,7 @@ class WorkerHost:
                 if ledger.finish_done(
                     conn, job, seq, now, version=outcome.version, registry=self.registry
                 ):
+                    self._requeue_if_stale(conn, job, outcome.version, seq)
                     done.append((job.item_id, outcome.output))
             else:
                 self._write_outcome(conn, job, outcome)

@@ -222,6 +222,8 @@ def test_words() -> None:
         queued=3700,
         running=66,
         failed=0,
+        waiting=0,
+        skipped=0,
         active_imports=1,
         paused=False,
         rate=38.0,
