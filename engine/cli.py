@@ -52,11 +52,31 @@ STABLE_JSON_KEYS: dict[str, tuple[str, ...]] = {
         "queue.queued",
         "queue.running",
         "queue.failed",
+        "queue.waiting",
+        "queue.skipped",
         "queue.active_imports",
         "queue.paused",
         "queue.rate",
         "queue.eta_s",
     ),
+    "items": (
+        "id",
+        "hash",
+        "kind",
+        "format",
+        "size",
+        "paths",
+        "missing_paths",
+        "metadata",
+        "taken_at",
+        "thumbnails",
+        "thumbnail",
+        "stages",
+        "tags",
+        "detections",
+        "embedding",
+    ),
+    "similar": ("id", "paths", "kind", "score"),
     "sessions": (
         "id",
         "kind",
@@ -180,7 +200,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{data['items']} items ({data['missing_items']} missing)")
         for lane, counts in data["lanes"].items():
             flag = " (paused)" if counts.pop("paused") else ""
-            shown = {s: n for s, n in counts.items() if n or s not in ("cancelled", "skipped")}
+            quiet = ("cancelled", "skipped", "waiting")
+            shown = {s: n for s, n in counts.items() if n or s not in quiet}
             print(f"  {lane:<12}{flag} " + ", ".join(f"{s} {n}" for s, n in shown.items()))
     lib.close()
     return 0

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from engine import cli
-from engine.config import Settings, WorkerSettings
+from engine.config import _TABLES, Settings
 from engine.jobs.ledger import STATES
 from tests.conftest import REPO
 from tests.engine.helpers import jpeg
@@ -99,7 +99,7 @@ def _toml_key(f: Any) -> str:
 def _settings_keys() -> list[str]:
     """`[table] key` of every setting: the dataclass fields by their TOML names."""
     keys = []
-    for table, cls in (("general", Settings), ("workers", WorkerSettings)):
+    for table, cls in _TABLES.items():
         for f in fields(cls):
             if not f.init:
                 continue  # not a setting (e.g. what loading warned about)
@@ -172,6 +172,24 @@ def _keys(data: dict[str, Any]) -> set[str]:
     return found
 
 
+def _similar_output(capsys: pytest.CaptureFixture[str], lib: str) -> list[dict[str, Any]]:
+    """`similar --json` of item 1, after giving the first items a stored vector."""
+    import numpy as np
+
+    from engine.library import Library
+    from engine.store.db import next_seq
+    from engine.vectors import store_vectors
+
+    with Library(Path(lib)) as library, library.catalog.write() as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM items ORDER BY id LIMIT 2")]
+        rng = np.random.default_rng(0)
+        rows = [(i, "torchvision:mobilenet_v2", rng.standard_normal(8), "d") for i in ids]
+        store_vectors(conn, rows, next_seq(conn))
+    found = run(capsys, "--library", lib, "similar", str(ids[0]), "--json")
+    assert isinstance(found, list)
+    return found
+
+
 def test_commands_emit_their_stable_json_keys(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -183,6 +201,8 @@ def test_commands_emit_their_stable_json_keys(
         "import": [run(capsys, "--library", lib, "import", str(tmp_path / "src"), "--json")],
         "status": [run(capsys, "--library", lib, "status", "--json")],
         "sessions": run(capsys, "--library", lib, "sessions", "--json"),
+        "items": run(capsys, "--library", lib, "items", "--json"),
+        "similar": _similar_output(capsys, lib),
     }
     assert emitted.keys() == cli.STABLE_JSON_KEYS.keys()
     for command, objects in emitted.items():
