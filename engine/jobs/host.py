@@ -287,6 +287,10 @@ class WorkerHost:
                 )
             if any(self.stats.recovered.values()):
                 log.warning("recovered after an unclean stop: %s", self.stats.recovered)
+            # Jobs left waiting for a model that is here now run at once (before any
+            # "is there work?" question: `work --until-idle` must see them).
+            self._wake_or_park(now)
+            self._next_wake_check = time.monotonic() + WAKE_CHECK_S
             for queue in self._queues.values():
                 queue.thread = threading.Thread(
                     target=queue.consumer.run, name=f"huey-{queue.name}", daemon=True
