@@ -37,7 +37,12 @@ def make_models(models_dir: Path) -> None:
     import open_clip
     import torch
     from safetensors.torch import save_file
-    from transformers import RTDetrImageProcessor, RTDetrV2Config, RTDetrV2ForObjectDetection
+    from transformers import (
+        RTDetrImageProcessor,
+        RTDetrResNetConfig,
+        RTDetrV2Config,
+        RTDetrV2ForObjectDetection,
+    )
 
     from models import weights
 
@@ -59,7 +64,17 @@ def make_models(models_dir: Path) -> None:
 
     det_dir = models_dir / "src-detr"
     torch.manual_seed(0)
-    detr = RTDetrV2ForObjectDetection(RTDetrV2Config())  # r18vd-sized defaults differ: see note
+    # RT-DETRv2-S (r18vd): basic ResNet-18 blocks, 3 decoder layers, 80 classes, 20.2M
+    # parameters, the size of the default `PekingU/rtdetr_v2_r18vd`.
+    backbone = RTDetrResNetConfig(
+        layer_type="basic", depths=[2, 2, 2, 2], hidden_sizes=[64, 128, 256, 512],
+        embedding_size=64, out_indices=[2, 3, 4],
+    )  # fmt: skip
+    config = RTDetrV2Config(
+        backbone_config=backbone, encoder_in_channels=[128, 256, 512], hidden_expansion=0.5,
+        decoder_layers=3, num_labels=80,
+    )  # fmt: skip
+    detr = RTDetrV2ForObjectDetection(config)
     detr.save_pretrained(det_dir)
     RTDetrImageProcessor(size={"height": 640, "width": 640}).save_pretrained(det_dir)
     weights.import_weights(det_dir, DETECT_SPEC)
