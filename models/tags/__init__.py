@@ -1,0 +1,1 @@
+"""Zero-shot tags: the built-in vocabulary (`vocabulary`) and the scoring (`zero_shot`)."""
