@@ -4,6 +4,10 @@ SHOEBOX_FAULT_CRASH_PATH=<substring>: the worker host process kills itself
 (SIGKILL, as a native decoder crash would) whenever it starts a job for an item
 with a path containing the substring.
 
+SHOEBOX_FAULT_CRASH_STAGE=<stage>: with CRASH_PATH, only when that stage starts
+(e.g. in the middle of a model batch). SHOEBOX_FAULT_CRASH_ONCE=<file>: crash only
+if the file does not exist yet, creating it first (one crash, then recovery).
+
 SHOEBOX_FAULT_SLOW_PATH=<substring> (with SHOEBOX_FAULT_SLOW_S=<seconds>, default 2):
 a job for such an item stalls that long before its stage runs (a slow decoder),
 so a test can have a job that is certainly still running when it stops the host.
@@ -24,14 +28,31 @@ import time
 from engine.pipeline.types import ItemRef
 
 
-def maybe_crash(item: ItemRef) -> None:
+def maybe_crash(item: ItemRef, stage: str = "") -> None:
     """Called by the host as a job's stage is about to run (crash or stall faults)."""
     needle = os.environ.get("SHOEBOX_FAULT_CRASH_PATH")
-    if needle and any(needle in path for path in item.paths):
+    only_stage = os.environ.get("SHOEBOX_FAULT_CRASH_STAGE")
+    if (
+        needle
+        and any(needle in path for path in item.paths)
+        and (not only_stage or only_stage == stage)
+        and _first_crash()
+    ):
         os.kill(os.getpid(), signal.SIGKILL)
     slow = os.environ.get("SHOEBOX_FAULT_SLOW_PATH")
     if slow and any(slow in path for path in item.paths):
         time.sleep(float(os.environ.get("SHOEBOX_FAULT_SLOW_S", "2")))
+
+
+def _first_crash() -> bool:
+    marker = os.environ.get("SHOEBOX_FAULT_CRASH_ONCE")
+    if not marker:
+        return True
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
 
 
 _jobs_started = 0

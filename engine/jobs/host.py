@@ -789,7 +789,7 @@ class WorkerHost:
             if job.item_id is None or job.stage not in self.registry:
                 raise PermanentError(f"Unknown stage {job.stage!r} (from a newer Shoebox?).")
             item = load_item_ref(self.catalog, job.item_id)
-            faults.maybe_crash(item)
+            faults.maybe_crash(item, job.stage)
             stage = self.registry.get(job.stage)
             if stage.reads_original and not item.paths:
                 raise PermanentError(CHANGED_REASON)
@@ -1046,7 +1046,7 @@ class WorkerHost:
                     "error", reason="The item was removed from the catalog.", permanent=True
                 )
                 continue
-            faults.maybe_crash(item)
+            faults.maybe_crash(item, stage.name)
             if stage.reads_original and not item.paths:
                 outcomes[i] = _Outcome("error", reason=CHANGED_REASON, permanent=True)
                 continue
