@@ -8,6 +8,8 @@ either: what a command does to the library is an operation.
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,13 +19,21 @@ from desktop.dialogs.settings import SettingsDialog
 from desktop.itemmodels.grid import ItemIdRole
 from desktop.operations import imports as import_ops
 from desktop.operations import library as library_ops
+from desktop.operations import similar as similar_ops
 from desktop.operations import watch as watch_ops
-from desktop.qt import QFileDialog, QMessageBox, QModelIndex
+from desktop.qt import QFileDialog, QMenu, QMessageBox, QModelIndex, QPoint
+from desktop.threads import run_in_thread
 from desktop.views.detail import open_containing_folder
 from engine import browse
+from engine.errors import SettingsError
 
 if TYPE_CHECKING:
     from desktop.mainwindow import MainWindow
+
+log = logging.getLogger("shoebox.desktop")
+
+# Orders what Esc closes: the detail pane and the similar view, the later one first.
+_opened = itertools.count(1)
 
 
 def _last(window: MainWindow, key: str) -> str:
@@ -75,13 +85,26 @@ def apply_settings(window: MainWindow, dialog: SettingsDialog) -> None:
     library = window.library
     if library is None:
         return
-    library_ops.apply_settings(
-        library, workers=dialog.worker_settings(), device=dialog.device_choice()
-    )
+    before = {key: library.settings.get(key) for key in library_ops.MODEL_KEYS}
+    try:
+        library_ops.apply_settings(
+            library,
+            workers=dialog.worker_settings(),
+            device=dialog.device_choice(),
+            values=dialog.model_values(),
+        )
+    except SettingsError as exc:
+        window.show_notice(f"Settings not saved: {'; '.join(exc.problems) or exc}")
+        return
     if window.host is not None and window.start_host:
-        window.host.restart()
+        window.host.restart()  # the new host loads the new models
     window.host_banner.refresh()
-    window.statusBar().showMessage("Settings saved; the background worker restarted.", 5000)
+    window.detail.reload()  # e.g. the embedding model it prefers
+    changed = [k for k in library_ops.MODEL_KEYS if library.settings.get(k) != before[k]]
+    message = "Settings saved; the background worker restarted."
+    if changed:
+        message += " Items are re-processed with the new model settings in the background."
+    window.statusBar().showMessage(message, 8000)
 
 
 def show_about(window: MainWindow) -> None:
@@ -209,6 +232,8 @@ def open_detail(window: MainWindow, index: QModelIndex | None = None) -> None:
         return
     item_id = int(index.data(ItemIdRole))
     library_ops.look_at(library, item_id)
+    if not window.detail.isVisible():
+        window.detail.opened_at = next(_opened)
     window.detail.show()
     window.detail_action.setChecked(True)
     window.detail.show_item(library, item_id)
@@ -228,3 +253,131 @@ def toggle_detail(window: MainWindow) -> None:
         open_detail(window)
         if not window.detail.isVisible():
             window.detail_action.setChecked(False)
+
+
+def escape(window: MainWindow) -> None:
+    """Esc: close what was opened last, the detail pane or the similar items."""
+    bar = window.similar_bar
+    if bar.active and (not window.detail.isVisible() or bar.opened_at > window.detail.opened_at):
+        leave_similar(window)
+    else:
+        close_detail(window)
+
+
+def set_show_objects(window: MainWindow, on: bool) -> None:
+    """Draw the detected objects over the detail pane's preview, or not (remembered)."""
+    window.objects_action.setChecked(on)
+    window.detail.set_show_objects(on)
+    window.state.setValue("detail/show_objects", on)
+
+
+# -- similar items -----------------------------------------------------------------------
+
+
+def _name(window: MainWindow, item_id: int) -> str:
+    row = window.grid_model.row_of(item_id)
+    data = window.grid_model.row_data(row) if row is not None else None
+    return data.name if data is not None else f"item {item_id}"
+
+
+def more_like_this(window: MainWindow) -> None:
+    """Ctrl+M: show the items that look like the current one, most alike first. The
+    query runs off the GUI thread (its first call builds the vector index)."""
+    library, item_id = window.library, window.current_id()
+    if library is None or item_id is None:
+        window.statusBar().showMessage("Select an item to see the items like it.", 4000)
+        return
+    name = _name(window, item_id)
+    bar = window.similar_bar
+    bar.request += 1
+    request = bar.request
+    if not similar_ops.has_embedding(library, item_id):
+        window.statusBar().showMessage(
+            similar_ops.no_embedding_message(library, item_id, name), 10_000
+        )
+        return
+    similar_ops.prepare(library)
+    window.statusBar().showMessage(f"Finding items like {name}…")
+
+    def current() -> bool:
+        return request == bar.request and window.library is library
+
+    def done(ids: list[int]) -> None:
+        if current():
+            show_similar(window, item_id, name, ids)
+
+    def failed(exc: BaseException) -> None:
+        if not current():
+            return
+        if isinstance(exc, LookupError | ValueError):
+            text = str(exc.args[0]) if exc.args else str(exc)
+        else:
+            log.error("finding items like %s failed", item_id, exc_info=exc)
+            text = f"Cannot find items like {name}: {exc}"
+        window.statusBar().showMessage(text, 10_000)
+
+    run_in_thread(lambda: similar_ops.find_similar(library, item_id), done, failed)
+
+
+def show_similar(window: MainWindow, item_id: int, name: str, ids: Sequence[int]) -> None:
+    """The grid shows `ids` (in this order) under a "Similar to NAME ×" bar."""
+    if not ids:
+        window.statusBar().showMessage(f"No other item looks like {name} yet.", 6000)
+        return
+    window.statusBar().clearMessage()
+    window.similar_bar.opened_at = next(_opened)
+    window.similar_bar.show_for(item_id, name, len(ids))
+    model = window.grid_model
+    model.set_id_filter(ids)
+    window.grid.setCurrentIndex(model.index(0, 0))
+    window.grid.scrollToTop()
+    window.grid.setFocus()
+
+
+def leave_similar(window: MainWindow, *, reselect: bool = True) -> None:
+    """Back to the whole library (the query's list), the item the view was about current."""
+    bar = window.similar_bar
+    item_id = bar.item_id
+    bar.request += 1  # a query still running is not shown
+    if not bar.active:
+        return
+    bar.clear()
+    model = window.grid_model
+    if reselect and item_id is not None:
+
+        def select() -> None:
+            model.reloaded.disconnect(select)
+            row = model.row_of(item_id)
+            if row is not None:
+                window.grid.setCurrentIndex(model.index(row, 0))
+                window.grid.scrollTo(model.index(row, 0))
+
+        model.reloaded.connect(select)
+    model.set_id_filter(None)
+    window.grid.setFocus()
+
+
+# -- the grid's context menu -------------------------------------------------------------
+
+
+def grid_menu(window: MainWindow, index: QModelIndex) -> QMenu:
+    """The context menu of the item at `index` (made current unless it is selected)."""
+    grid = window.grid
+    if not grid.selectionModel().isSelected(index):
+        grid.setCurrentIndex(index)
+    menu = QMenu(grid)
+    menu.addAction("Show Details", lambda: open_detail(window, index))
+    menu.addAction(window.more_like_this_action)
+    menu.addSeparator()
+    menu.addAction(window.show_folder_action)
+    menu.addAction(window.retry_action)
+    if window.similar_bar.active:
+        menu.addSeparator()
+        menu.addAction("Back to the Whole Library", lambda: leave_similar(window))
+    return menu
+
+
+def show_grid_menu(window: MainWindow, pos: QPoint) -> None:
+    index = window.grid.indexAt(pos)
+    if index.isValid():
+        grid_menu(window, index).exec(window.grid.viewport().mapToGlobal(pos))

@@ -53,6 +53,7 @@ from desktop.views.jobs_panel import JobsPanel
 from desktop.views.notice import NOTICE_MS, Notice
 from desktop.views.panel_dock import PanelDock
 from desktop.views.sidebar import Sidebar
+from desktop.views.similar_bar import SimilarBar
 from desktop.views.summary_label import SummaryLabel
 from desktop.views.toolbar import MainToolBar
 from desktop.views.watched_panel import WatchedPanel
@@ -82,6 +83,10 @@ class MainWindow(QMainWindow):
     watch_action: QAction
     detail_action: QAction
     jobs_action: QAction
+    objects_action: QAction
+    more_like_this_action: QAction
+    show_folder_action: QAction
+    retry_action: QAction
 
     def __init__(
         self,
@@ -114,6 +119,8 @@ class MainWindow(QMainWindow):
         self.grid.setModel(self.grid_model)
         self.grid.setAccessibleName("Library")
         self.grid.openRequested.connect(self.open_detail)
+        self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.grid.customContextMenuRequested.connect(lambda pos: actions.show_grid_menu(self, pos))
         self.grid.selectionModel().selectionChanged.connect(self._show_current)
         self.grid_model.reloaded.connect(self._update_empty_message)
         self.drop_target = DropTarget(
@@ -130,11 +137,18 @@ class MainWindow(QMainWindow):
         notice_row.setContentsMargins(10, 8, 10, 0)
         notice_row.addWidget(self.notice)
         centre_layout.addLayout(notice_row)
+        self.similar_bar = SimilarBar()  # "Similar to NAME ×" while the grid shows those
+        self.similar_bar.closeRequested.connect(lambda: actions.leave_similar(self))
+        similar_row = QHBoxLayout()
+        similar_row.setContentsMargins(10, 8, 10, 0)
+        similar_row.addWidget(self.similar_bar)
+        centre_layout.addLayout(similar_row)
         centre_layout.addWidget(self.grid, 1)
 
         self.detail = DetailPane()
         self.detail.closeRequested.connect(self.close_detail)
         self.detail.retryRequested.connect(lambda item_id: actions.retry_items(self, item_id))
+        self.detail.showObjectsToggled.connect(lambda on: actions.set_show_objects(self, on))
         self.detail.hide()
 
         self.sidebar = Sidebar()
@@ -167,6 +181,7 @@ class MainWindow(QMainWindow):
         self.sort_box = self.toolbar.sort_box
         self.actions_by_name = build_actions(self)
         self.toolbar.import_button.clicked.connect(self.import_action.trigger)
+        actions.set_show_objects(self, bool(self.state.value("detail/show_objects", True, bool)))
 
         self.summary_label = SummaryLabel()
         self.host_banner = HostBanner()
@@ -250,6 +265,7 @@ class MainWindow(QMainWindow):
             self.host_banner.set_host(None)
         self.detail.clear()
         self.close_detail()
+        actions.leave_similar(self, reselect=False)
         self.grid_model.set_library(None)
         if self.thumbs is not None:
             self.thumbs.close()
@@ -319,10 +335,13 @@ class MainWindow(QMainWindow):
         self._show_status()
         self.summary_label.recompute()  # off the GUI thread
 
-    def _show_status(self) -> None:
+    def is_filtered(self) -> bool:
+        """The grid shows part of the library (a filter, or the items like one)."""
         query = self.grid_model.query
-        filtered = query != BrowseQuery(sort=query.sort)
-        self.summary_label.set_shown(self.grid_model.rowCount() if filtered else None)
+        return query != BrowseQuery(sort=query.sort) or self.grid_model.id_filter is not None
+
+    def _show_status(self) -> None:
+        self.summary_label.set_shown(self.grid_model.rowCount() if self.is_filtered() else None)
 
     def show_notice(self, text: str) -> None:
         self.notices.append(text)
@@ -352,12 +371,12 @@ class MainWindow(QMainWindow):
         return self.toolbar.query()
 
     def _apply_query(self) -> None:
+        actions.leave_similar(self, reselect=False)  # a new filter is a new question
         self.grid_model.set_query(self.current_query())
         self._show_status()
 
     def _update_empty_message(self) -> None:
-        query = self.grid_model.query
-        self.grid.show_empty_state(filtered=query != BrowseQuery(sort=query.sort))
+        self.grid.show_empty_state(filtered=self.is_filtered())
         self._show_status()
 
     def _focus_grid(self) -> None:

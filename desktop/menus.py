@@ -100,6 +100,14 @@ MENUS: tuple[Menu, ...] = (
             ActionSpec(
                 "detail_action", "&Details", actions.toggle_detail, "Ctrl+D", checkable=True
             ),
+            ActionSpec(
+                "objects_action",
+                "Show &Objects",
+                lambda w: actions.set_show_objects(w, w.objects_action.isChecked()),
+                "O",
+                tip="Draw the detected objects over the picture in the detail pane",
+                checkable=True,
+            ),
             SEPARATOR,
             ActionSpec(
                 "find_action", "&Find…", lambda w: w.toolbar.focus_search(), Key.Find, "Ctrl+F"
@@ -112,6 +120,13 @@ MENUS: tuple[Menu, ...] = (
         (
             ActionSpec(
                 "show_folder_action", "Show in &Folder", actions.show_in_folder, "Ctrl+Shift+F"
+            ),
+            ActionSpec(
+                "more_like_this_action",
+                "&More Like This",
+                actions.more_like_this,
+                "Ctrl+M",
+                tip="Show the items that look like this one, most alike first",
             ),
             ActionSpec(
                 "retry_action", "&Retry Failed Steps", actions.retry_selected, "Ctrl+Shift+R"
@@ -129,7 +144,7 @@ MENUS: tuple[Menu, ...] = (
             ),
         ),
     ),
-    ("", (ActionSpec("escape_action", "Close Details", actions.close_detail, "Esc"),)),
+    ("", (ActionSpec("escape_action", "Back", actions.escape, "Esc"),)),
 )
 
 

@@ -5,6 +5,9 @@ thread); row data is fetched in pages when the view first asks for a row, so
 only what is on screen is ever read. Progress updates drop the changed rows from
 the cache and emit `dataChanged`: the view repaints the visible ones, which
 fetches them again (one query per page), and rows off screen cost nothing.
+
+`set_id_filter(ids)` shows only those items, in that order (the items like one),
+until `set_id_filter(None)`; the query's filters do not apply meanwhile.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from desktop.threads import run_in_thread
 from desktop.thumbs import ThumbnailCache
 from engine import browse
 from engine.browse import BrowseQuery, GridRow
+from engine.enrichment_view import existing_ids
 from engine.library import Library
 
 log = logging.getLogger("shoebox.desktop")
@@ -54,6 +58,8 @@ class GridModel(QAbstractListModel):
         self.library: Library | None = None
         self.query = BrowseQuery()
         self.thumbs: ThumbnailCache | None = None
+        self.id_filter: list[int] | None = None
+        self._reset_next = False  # the next id list replaces the rows (no diff)
         self._ids: list[int] = []
         self._row_of: dict[int, int] = {}
         self._rows: OrderedDict[int, GridRow] = OrderedDict()
@@ -77,6 +83,7 @@ class GridModel(QAbstractListModel):
         self.beginResetModel()
         self.library = library
         self.thumbs = thumbs
+        self.id_filter = None
         self._ids = []
         self._row_of = {}
         self._rows.clear()
@@ -94,6 +101,17 @@ class GridModel(QAbstractListModel):
         self._generation += 1
         self.reload()
 
+    def set_id_filter(self, ids: Sequence[int] | None) -> None:
+        """Show only `ids`, in this order (applied at once); None: the query's list again
+        (read off the GUI thread). Either way the rows are replaced, not diffed."""
+        self.id_filter = list(dict.fromkeys(ids)) if ids is not None else None
+        self._generation += 1
+        self._reset_next = True
+        if self.id_filter is not None:
+            self._apply_ids(self.id_filter, self._generation)
+        else:
+            self.reload()
+
     # -- id list -----------------------------------------------------------------
 
     def _progress_reload(self) -> None:
@@ -106,17 +124,17 @@ class GridModel(QAbstractListModel):
         if library is None:
             return
         if sync:
-            self._apply_ids(browse.item_ids(library.catalog.conn, self.query), self._generation)
+            self._apply_ids(self._read_ids(library, self.query, self.id_filter), self._generation)
             return
         if self._reload_running:
             self._reload_again = True
             return
         self._reload_running = True
-        generation, query = self._generation, self.query
+        generation, query, id_filter = self._generation, self.query, self.id_filter
 
         def fetch() -> tuple[list[int], float]:
             t0 = time.perf_counter()
-            ids = browse.item_ids(library.catalog.conn, query)
+            ids = self._read_ids(library, query, id_filter)
             return ids, time.perf_counter() - t0
 
         def done(result: tuple[list[int], float]) -> None:
@@ -134,9 +152,21 @@ class GridModel(QAbstractListModel):
 
         run_in_thread(fetch, done, failed)
 
+    @staticmethod
+    def _read_ids(library: Library, query: BrowseQuery, id_filter: list[int] | None) -> list[int]:
+        conn = library.catalog.conn  # this thread's connection
+        if id_filter is None:
+            return browse.item_ids(conn, query)
+        present = existing_ids(conn, id_filter)
+        return [i for i in id_filter if i in present]
+
     def _apply_ids(self, new: list[int], generation: int) -> None:
         if generation != self._generation:
             return  # the query changed meanwhile; a newer reload follows
+        if self._reset_next:
+            self._reset_next = False
+            self._reset_to(new)
+            return
         old = self._ids
         if new == old:
             self.reloaded.emit()
@@ -210,6 +240,8 @@ class GridModel(QAbstractListModel):
                 stale_rows.append(row)
         for start, count in _runs(sorted(stale_rows)):
             self.dataChanged.emit(self.index(start, 0), self.index(start + count - 1, 0))
+        if self.id_filter is not None:
+            return  # a fixed list: new items do not join it
         if unknown and len(self._ids) < BIG_MODEL_ROWS:
             self.reload()  # new items show within a poll tick
         elif unknown or self.query.depends_on_progress:
@@ -324,6 +356,13 @@ def state_text(row: GridRow) -> str:
         return f"Working: {stage_title(row.stage).lower()}"
     if state == "failed":
         return f"Failed ({stage_title(row.stage).lower()}): {row.error or 'no reason recorded'}"
+    waiting = [s for s, st in row.stages.items() if st == "waiting"]
+    if waiting and state not in ("queued", "working"):
+        stages = ", ".join(stage_title(s).lower() for s in waiting)
+        return (
+            f"Waiting for a model ({stages}): its weights are not on this computer yet. "
+            "It runs by itself once they are; the Jobs panel (Ctrl+J) says what to do."
+        )
     skipped = [s for s, st in row.stages.items() if st == "skipped"]
     if state == "skipped" or (state == "done" and skipped):
         stage = stage_title(row.stage or (skipped[0] if skipped else "")).lower()

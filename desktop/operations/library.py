@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,11 +32,33 @@ def settings_problem(folder: Path) -> SettingsError | None:
     return None
 
 
-def apply_settings(library: Library, *, workers: WorkerSettings, device: str) -> Settings:
-    """Save new per-lane worker counts and compute device; the caller restarts the host.
+# Settings whose change can make a stage's results stale: saving one re-indexes.
+MODEL_KEYS = ("models.embed", "models.detect", "detect.min_score", "tags.min_score")
+
+
+def settings_with(settings: Settings, values: Mapping[str, str]) -> Settings:
+    """A copy of `settings` with each dotted key set from its text; raises SettingsError
+    (or KeyError for a key that does not exist) for the first value that is not valid."""
+    new = settings
+    for key, text in values.items():
+        new = new.with_value(key, text)
+    return new
+
+
+def apply_settings(
+    library: Library,
+    *,
+    workers: WorkerSettings,
+    device: str,
+    values: Mapping[str, str] | None = None,
+) -> Settings:
+    """Save new per-lane worker counts, compute device and `values` (dotted keys such as
+    `models.embed`, as text); the caller restarts the host.
 
     The settings dialog has no field for the shared pool size: the library's own value
     is kept. Raises SettingsError (saving nothing, changing nothing) if a value is invalid.
+    A changed model setting also starts the re-index of the stages whose version it
+    changes (`Library.apply_settings`, as `shoebox config set` does).
     """
     lanes = {
         "interactive": workers.interactive,
@@ -46,9 +68,15 @@ def apply_settings(library: Library, *, workers: WorkerSettings, device: str) ->
     }
     settings = library.settings
     new_workers = replace(settings.workers, **lanes)
-    save_settings(library.root, replace(settings, workers=new_workers, device=device))
-    settings.workers = new_workers  # in place: other parts of the app hold this object
+    new = settings_with(replace(settings, workers=new_workers, device=device), values or {})
+    save_settings(library.root, new)
+    models_changed = any(new.get(key) != settings.get(key) for key in MODEL_KEYS)
+    # In place: other parts of the app hold this object.
+    settings.workers = new.workers
+    settings.models, settings.detect, settings.tags = new.models, new.detect, new.tags
     settings.device = device
+    if models_changed:
+        library.apply_settings()
     return settings
 
 

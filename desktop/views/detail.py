@@ -1,4 +1,5 @@
-"""The detail pane: large preview, metadata, every path, each stage's state and error."""
+"""The detail pane: large preview (with the detected objects' boxes), tags and objects,
+metadata, every path, each stage's state and error."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from desktop.qt import (
+    QCheckBox,
     QDesktopServices,
     QFont,
     QFormLayout,
@@ -16,7 +18,6 @@ from desktop.qt import (
     QImageReader,
     QLabel,
     QPalette,
-    QPixmap,
     QPushButton,
     QResizeEvent,
     QScrollArea,
@@ -29,8 +30,12 @@ from desktop.qt import (
     Signal,
 )
 from desktop.threads import run_in_thread
+from desktop.views.enrichment import ObjectsView, TagsView
 from desktop.views.grid import BADGE_COLOURS, is_dark
+from desktop.views.preview import PreviewView
+from desktop.views.waiting_banner import reason_html
 from engine.browse import ItemDetail, item_detail
+from engine.enrichment_view import Enrichment, item_enrichment
 from engine.library import Library
 
 STATE_LABELS = {
@@ -41,6 +46,7 @@ STATE_LABELS = {
     "dead": "Gave up",
     "cancelled": "Cancelled",
     "skipped": "Skipped",
+    "waiting": "Waiting for model",
 }
 FAILED_STATES = ("failed", "dead")
 RETRYABLE_STATES = (*FAILED_STATES, "skipped")  # retrying a failed step brings back its skips
@@ -60,16 +66,23 @@ def _section(title: str) -> QLabel:
 
 
 class DetailPane(QWidget):
-    """Shows one item. `retryRequested(item_id)` asks the window to retry its failed stages."""
+    """Shows one item. `retryRequested(item_id)` asks the window to retry its failed stages;
+    `showObjectsToggled(on)` says the user flipped "Show objects" (the window keeps the
+    setting and its menu action in step, and calls `set_show_objects`)."""
 
     retryRequested = Signal(int)
     closeRequested = Signal()
+    showObjectsToggled = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.library: Library | None = None
         self.item_id: int | None = None
+        self.opened_at = 0  # when shown, in `desktop.actions`'s order of things opened
         self.detail: ItemDetail | None = None
+        self.enrichment: Enrichment | None = None
+        self.tags_view: TagsView | None = None
+        self.objects_view: ObjectsView | None = None
         self.open_folder: Callable[[str], object] = open_containing_folder
         self._image: QImage | None = None
         self._preview_path: str | None = None
@@ -105,11 +118,14 @@ class DetailPane(QWidget):
         self.body = QVBoxLayout(body)
         self.body.setContentsMargins(14, 0, 14, 14)
         self.body.setSpacing(4)
-        self.preview = QLabel()
-        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setMinimumHeight(200)
-        self.preview.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.preview = PreviewView()
         self.body.addWidget(self.preview)
+        self.show_objects = QCheckBox("Show objects")
+        self.show_objects.setToolTip("Draw the detected objects over the picture (O)")
+        self.show_objects.setChecked(True)
+        self.show_objects.toggled.connect(self._objects_toggled)
+        self.show_objects.hide()
+        self.body.addWidget(self.show_objects)
         self.content = QWidget()
         self.body.addWidget(self.content)
         self.body.addStretch(1)
@@ -126,6 +142,9 @@ class DetailPane(QWidget):
         self.library = None
         self.item_id = None
         self.detail = None
+        self.enrichment = None
+        self.preview.set_detections([], None)
+        self.show_objects.hide()
         self.title.setText("")
         self._set_image(None, None)
         self._rebuild(None)
@@ -137,10 +156,17 @@ class DetailPane(QWidget):
     def reload(self) -> None:
         if self.library is None or self.item_id is None:
             return
-        self.detail = item_detail(self.library.catalog.conn, self.item_id)
-        detail = self.detail
+        conn = self.library.catalog.conn
+        self.detail = detail = item_detail(conn, self.item_id)
+        embed_model = self.library.settings.models.embed or None
+        self.enrichment = item_enrichment(conn, self.item_id, embed_model) if detail else None
         self.title.setText(detail.name if detail else "(removed)")
         self.title.setToolTip(detail.name if detail else "")
+        found = self.enrichment
+        self.preview.set_detections(
+            found.detections if found else [], found.frame if found else None
+        )
+        self.show_objects.setVisible(bool(found and found.detections))
         self._rebuild(detail)
         preview = detail.preview or detail.thumb if detail else None
         if preview != self._preview_path:
@@ -163,27 +189,28 @@ class DetailPane(QWidget):
     def _set_image(self, image: QImage | None, key: str | None) -> None:
         self._image = image
         self._preview_path = key
+        self.preview.set_image(image)
         self._fit_preview()
 
     def _fit_preview(self) -> None:
-        width = max(100, self.scroller.viewport().width() - 28)
         if self._image is None:
-            self.preview.setPixmap(QPixmap())
             failed = self.detail is not None and any(
                 s.state in RETRYABLE_STATES for s in self.detail.stages
             )
             text = "No preview available" if failed else "No preview yet"
-            self.preview.setText(text if self.item_id is not None else "")
-            self.preview.setFixedHeight(160)
-            return
-        scaled = self._image.scaled(
-            width,
-            int(width * 1.2),
-            Qt.AspectRatioMode.KeepAspectRatio,
-            Qt.TransformationMode.SmoothTransformation,
-        )
-        self.preview.setPixmap(QPixmap.fromImage(scaled))
-        self.preview.setFixedHeight(scaled.height())
+            self.preview.set_placeholder(text if self.item_id is not None else "")
+        self.preview.fit(max(100, self.scroller.viewport().width() - 28))
+
+    def set_show_objects(self, on: bool) -> None:
+        """Draw the boxes over the preview, or not (the checkbox follows)."""
+        self.show_objects.blockSignals(True)
+        self.show_objects.setChecked(on)
+        self.show_objects.blockSignals(False)
+        self.preview.set_show_boxes(on)
+
+    def _objects_toggled(self, on: bool) -> None:
+        self.preview.set_show_boxes(on)
+        self.showObjectsToggled.emit(on)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -202,6 +229,18 @@ class DetailPane(QWidget):
         layout.setSpacing(4)
         muted = self.palette().color(QPalette.ColorRole.PlaceholderText).name()
         error_colour = "#f87171" if is_dark(self.palette()) else "#b91c1c"
+
+        self.tags_view = self.objects_view = None
+        found = self.enrichment
+        if found is not None and found.tags:
+            layout.addWidget(_section("Tags"))
+            self.tags_view = TagsView(found.tags)
+            layout.addWidget(self.tags_view)
+        if found is not None and found.detections:
+            layout.addWidget(_section("Objects"))
+            self.objects_view = ObjectsView(found.detections)
+            self.objects_view.hovered.connect(self.preview.set_highlight)
+            layout.addWidget(self.objects_view)
 
         layout.addWidget(_section("Details"))
         form = QFormLayout()
@@ -260,6 +299,10 @@ class DetailPane(QWidget):
                 err.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
                 if stage.state in FAILED_STATES:
                     err.setStyleSheet(f"color: {error_colour};")
+                elif stage.state == "waiting":  # the reason says what to do: its command as code
+                    err.setTextFormat(Qt.TextFormat.RichText)
+                    err.setText(reason_html(stage.error))
+                    err.setToolTip("Select the text to copy the command")
                 elif stage.state == "skipped":
                     err.setStyleSheet(f"color: {muted};")
                 stages.addRow("", err)

@@ -35,6 +35,7 @@ from desktop.qt import (
     QPersistentModelIndex,
     QPixmap,
     QPoint,
+    QPointF,
     QRect,
     QRectF,
     QRegion,
@@ -62,6 +63,8 @@ BADGE_COLOURS: dict[str, str] = {
     "missing": "#d97706",
     "cancelled": "#64748b",
     "skipped": "#78716c",  # a warmer grey: it did not run because another step failed
+    # Violet: neither failed (red) nor busy (blue); it runs by itself once the model is here.
+    "waiting": "#7c3aed",
     "other": "#64748b",  # a state this version does not know
 }
 
@@ -72,7 +75,9 @@ STAGE_VERBS: dict[str, str] = {
     "ocr": "Reading text",
     "embed": "Indexing",
     "detect": "Finding objects",
+    "tags": "Tagging",
 }
+WAITING_TEXT = "Needs model"  # the waiting badge (an hourglass before it)
 
 WELCOME = (
     "Drop a folder here",
@@ -91,8 +96,16 @@ def is_skipped(row: GridRow) -> bool:
     return state == "skipped" or (state == "done" and "skipped" in row.stages.values())
 
 
+def is_waiting(row: GridRow) -> bool:
+    """A stage waits for a model whose weights are not here (nothing else left to run)."""
+    return "waiting" in row.stages.values()
+
+
 def badge_for(row: GridRow) -> tuple[str, str]:
-    """(colour key, text) of the badge a row shows; text "" for the compact done mark."""
+    """(colour key, text) of the badge a row shows; text "" for the compact done mark.
+
+    Work that runs now or next shows first; then a failure; then a stage waiting for
+    its model (the ledger counts it as no work left, the badge does not say "done")."""
     state: str = row.state  # the ledger may know states this version does not
     if row.missing:
         return "missing", "Missing"
@@ -102,6 +115,8 @@ def badge_for(row: GridRow) -> tuple[str, str]:
         return "queued", "Queued"
     if state == "failed":
         return "failed", "Failed"
+    if is_waiting(row):
+        return "waiting", WAITING_TEXT
     if is_skipped(row):
         return "skipped", "Skipped"
     if state == "cancelled":
@@ -313,17 +328,22 @@ class CellPainter:
             p.drawPath(path)
         else:
             metrics = self.fonts.badge_metrics
-            text = metrics.elidedText(text, Qt.TextElideMode.ElideRight, max(20, max_width - 16))
-            w = metrics.horizontalAdvance(text) + 16
             h = metrics.height() + 6
+            icon = round(h * 0.55) + 4 if kind == "waiting" else 0  # the hourglass and a gap
+            text = metrics.elidedText(
+                text, Qt.TextElideMode.ElideRight, max(20, max_width - 16 - icon)
+            )
+            w = metrics.horizontalAdvance(text) + 16 + icon
             sprite, p = self._canvas(QSize(w + 2, h + 2), None)
             pill = QRectF(1, 1, w, h)
             p.setPen(QPen(outline, 1))
             p.setBrush(colour)
             p.drawRoundedRect(pill, h / 2, h / 2)
+            if icon:
+                _hourglass(p, QRectF(pill.x() + 8, pill.y() + h * 0.2, icon - 4, h * 0.6))
             p.setFont(self.fonts.badge)
             p.setPen(QColor("white"))
-            p.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
+            p.drawText(pill.adjusted(icon, 0, 0, 0), Qt.AlignmentFlag.AlignCenter, text)
         p.end()
         self._store(key, sprite)
         return sprite
@@ -354,6 +374,36 @@ class CellPainter:
                 top_centre,
                 sm.elidedText(sub, Qt.TextElideMode.ElideRight, sub_rect.width()),
             )
+
+
+def _hourglass(p: QPainter, box: QRectF) -> None:
+    """A small white hourglass in `box`: two triangles meeting in the middle, top and
+    bottom bars (drawn, so it needs no emoji font)."""
+    white = QColor("white")
+    pen = QPen(white, 1.2)
+    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+    p.setPen(pen)
+    p.setBrush(Qt.BrushStyle.NoBrush)
+    left, right, top, bottom = box.left(), box.right(), box.top(), box.bottom()
+    mid = QPointF(box.center().x(), box.center().y())
+    outline = QPainterPath()
+    outline.moveTo(left, top)
+    outline.lineTo(right, top)
+    outline.lineTo(mid)
+    outline.lineTo(right, bottom)
+    outline.lineTo(left, bottom)
+    outline.lineTo(mid)
+    outline.closeSubpath()
+    p.drawPath(outline)
+    sand = QPainterPath()  # most of the sand already ran down
+    inset = box.width() * 0.22
+    sand.moveTo(left + inset, bottom)
+    sand.lineTo(right - inset, bottom)
+    sand.lineTo(mid.x(), bottom - box.height() * 0.3)
+    sand.closeSubpath()
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(white)
+    p.drawPath(sand)
 
 
 class _Painted:

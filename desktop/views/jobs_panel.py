@@ -1,5 +1,6 @@
-"""The jobs panel: lanes with their counts and a pause switch, the imports under way,
-the items being worked on now, and the failed and dead jobs with their reasons.
+"""The jobs panel: work waiting for a model (and what to do), lanes with their counts and
+a pause switch, the imports under way, the items being worked on now, and the failed and
+dead jobs with their reasons.
 
 Everything shown is pulled from the ledger through `engine.progress` when the main
 window's poll tick calls `refresh(changes)`; actions are the small functions in
@@ -46,10 +47,12 @@ from desktop.qt import (
     QWidget,
     Signal,
 )
+from desktop.views.grid import BADGE_COLOURS
 from desktop.views.imports_panel import Confirm, ImportsPanel, StatusSummary, ask
+from desktop.views.waiting_banner import WaitingBanner
 from engine import progress
 from engine.config import LANES
-from engine.jobs.ledger import STATES
+from engine.jobs.ledger import STATES, waiting_stages
 from engine.library import Changes, Library
 from engine.progress import LaneCounts, ProblemJob, RunningJob
 
@@ -85,6 +88,7 @@ AMBER = QColor("#d97706")
 GREEN = QColor("#16a34a")
 BLUE = QColor("#2563eb")
 GREY = QColor("#78716c")
+VIOLET = QColor(BADGE_COLOURS["waiting"])
 
 R = TypeVar("R")
 
@@ -363,6 +367,8 @@ class LanesView(QFrame):
                     color = RED
                 elif n and state == "running":
                     color = BLUE
+                elif n and state == "waiting":
+                    color = VIOLET
                 label.setStyleSheet(f"color: {color.name()};" if color is not None else "")
             button = self.pause_buttons[lane]
             if button.isChecked() != c.paused:
@@ -417,6 +423,7 @@ class JobsPanel(QWidget):
         head.addWidget(self.summary_label, 1)
         head.addWidget(self.pause_all)
 
+        self.waiting = WaitingBanner(self)
         self.lanes = LanesView(library, self)
         self.imports = ImportsPanel(library, self, active_only=True, confirm=confirm)
 
@@ -494,6 +501,7 @@ class JobsPanel(QWidget):
         layout.setContentsMargins(12, 12, 12, 12)
         layout.setSpacing(10)
         layout.addLayout(head)
+        layout.addWidget(self.waiting)
         layout.addWidget(self.lanes)
         layout.addWidget(section("Imports under way", self))
         layout.addWidget(self.imports)
@@ -518,6 +526,8 @@ class JobsPanel(QWidget):
         conn = self.library.catalog.conn
         lanes = progress.lane_counts(conn)
         self.lanes.show_counts(lanes)
+        waiting = sum(int(getattr(c, "waiting", 0)) for c in lanes.values())
+        self.waiting.show_waiting(waiting_stages(conn) if waiting else {})
         all_paused = all(c.paused for c in lanes.values())
         self.pause_all.setText("Resume all" if all_paused else "Pause all")
         self.summary_label.setText(self.summary.text())
