@@ -91,7 +91,12 @@ class TagsStage:
 
     def _build(self, model: ImageEmbedder, ctx: StageContext) -> Any:
         import numpy as np
-        from models.tags import zero_shot
+        from models.tags.zero_shot import (
+            ClassifierTagger,
+            ZeroShotTagger,
+            ensemble_text_embeddings,
+            imagenet_tag_names,
+        )
         from models.tags.vocabulary import all_concepts, prompts_for
 
         if not model.has_text:
@@ -99,7 +104,7 @@ class TagsStage:
             if head is None:
                 return None
             weight, bias = head()
-            return zero_shot.ClassifierTagger(weight, bias, zero_shot.imagenet_tag_names())
+            return ClassifierTagger(weight, bias, imagenet_tag_names())
         concepts = all_concepts(self.words)
         cache = _cache_path(ctx.library_dir, model.identity, self.vocabulary)
         matrix: np.ndarray | None = None
@@ -118,12 +123,12 @@ class TagsStage:
                 groups.append(len(these))
             ctx.progress(0, len(prompts), "embedding the tag vocabulary…")
             per_prompt = model.embed_texts(prompts)
-            matrix = zero_shot.ensemble_text_embeddings(per_prompt, groups)
+            matrix = ensemble_text_embeddings(per_prompt, groups)
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_name(cache.name + ".tmp.npy")
             np.save(tmp, matrix.astype(np.float32))
             tmp.replace(cache)
-        return zero_shot.ZeroShotTagger([c for c, _ in concepts], matrix)
+        return ZeroShotTagger([c for c, _ in concepts], matrix)
 
     # -- the stage
 
