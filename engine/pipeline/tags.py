@@ -91,13 +91,14 @@ class TagsStage:
 
     def _build(self, model: ImageEmbedder, ctx: StageContext) -> Any:
         import numpy as np
+
+        from models.tags.vocabulary import all_concepts, prompts_for
         from models.tags.zero_shot import (
             ClassifierTagger,
             ZeroShotTagger,
             ensemble_text_embeddings,
             imagenet_tag_names,
         )
-        from models.tags.vocabulary import all_concepts, prompts_for
 
         if not model.has_text:
             head = getattr(model, "classifier_head", None)
