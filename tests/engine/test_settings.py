@@ -284,7 +284,8 @@ def test_cli_reports_bad_settings_and_exits_2(tmp_path: Path) -> None:
     assert "delete it" in lines[2] and str(path) in lines[2]
 
 
-def test_config_keys_get_and_set_by_dotted_name() -> None:
+def test_config_keys_get_and_set_by_dotted_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHOEBOX_NO_MODELS")  # the shipped defaults, not the tests'
     settings = Settings()
     assert settings.get("device") == "auto"
     assert settings.get("models.embed").startswith("open_clip:")
