@@ -53,3 +53,39 @@ def test_qasync_comes_after_pyside() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip() == "PySide6"
+
+
+def test_models_never_import_engine_or_qt() -> None:
+    """`models/` is usable without a library (a remote worker host) and without a GUI."""
+    offenders = []
+    for file in sorted((REPO / "models").rglob("*.py")):
+        rel = file.relative_to(REPO).as_posix()
+        roots = {m.split(".")[0] for m in imported_modules(rel)}
+        if roots & {"engine", "desktop", *QT_MODULES}:
+            offenders.append((rel, sorted(roots & {"engine", "desktop", *QT_MODULES})))
+    assert offenders == []
+
+
+def test_engine_never_imports_qt() -> None:
+    offenders = []
+    for file in sorted((REPO / "engine").rglob("*.py")):
+        rel = file.relative_to(REPO).as_posix()
+        if {m.split(".")[0] for m in imported_modules(rel)} & {*QT_MODULES, "desktop"}:
+            offenders.append(rel)
+    assert offenders == []
+
+
+def test_status_does_not_load_torch() -> None:
+    """The CLI builds the model stages without importing torch (start-up stays fast)."""
+    code = (
+        "import sys, os; os.environ.pop('SHOEBOX_NO_MODELS', None); "
+        "from engine.config import Settings; from engine.pipeline.registry import "
+        "default_registry; r = default_registry(Settings()); "
+        "print(sorted(r.names()), 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == ("['detect', 'embed', 'metadata', 'tags', 'thumbnail'] False"), (
+        out.stdout
+    )
