@@ -90,6 +90,7 @@ class Model(ABC):
     def _download_worth_trying(self) -> bool:
         return (
             self.allow_download
+            and not weights_mod.offline()
             and self.spec.path is None
             and time.monotonic() - self._failed_download_at >= DOWNLOAD_RETRY_S
         )

@@ -58,6 +58,11 @@ class Weights:
         return self.digest[:12]
 
 
+def offline() -> bool:
+    """Told never to use the network (`SHOEBOX_OFFLINE=1`, or the hub's own switch)."""
+    return bool(os.environ.get("SHOEBOX_OFFLINE")) or os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
 def offline_action(spec: ModelSpec) -> str:
     return f"connect to the internet, or run `shoebox models import FILE --as {spec.text}`"
 
@@ -318,7 +323,7 @@ def download(spec: ModelSpec | str, progress: Progress | None = None) -> Weights
     found = find_local(spec)
     if found is not None:
         return found
-    if os.environ.get("SHOEBOX_OFFLINE") or os.environ.get("HF_HUB_OFFLINE") == "1":
+    if offline():
         raise unavailable(spec)
     if spec.path is not None:
         raise unavailable(spec, f"has no weights at {spec.path}")

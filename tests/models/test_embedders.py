@@ -253,3 +253,21 @@ def test_the_imagenet_head_on_stored_vectors_gives_the_networks_own_scores(
     probs /= probs.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert (probs >= 0).all() and (probs.max(axis=1) < 1.0).all()
+
+
+def test_offline_availability_names_the_action_without_trying_a_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.embed import create_embedder
+
+    monkeypatch.setenv("SHOEBOX_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("SHOEBOX_OFFLINE", "1")
+    model = create_embedder("open_clip:ViT-B-32:laion2b_s34b_b79k", "cpu")
+    reason = model.availability()
+    assert reason is not None and "is not available offline" in reason
+    assert "shoebox models import FILE --as open_clip:ViT-B-32:laion2b_s34b_b79k" in reason
+    monkeypatch.delenv("SHOEBOX_OFFLINE")
+    model.allow_download = True
+    assert model.availability() is None, "online, a first download is worth a try"
+    model.allow_download = False
+    assert model.availability() is not None
