@@ -107,28 +107,27 @@ class TagsStage:
             weight, bias = head()
             return ClassifierTagger(weight, bias, imagenet_tag_names())
         concepts = all_concepts(self.words)
-        cache = _cache_path(ctx.library_dir, model.identity, self.vocabulary)
-        matrix: np.ndarray | None = None
-        try:
-            matrix = np.load(cache)
-            if matrix.shape[0] != len(concepts):
-                matrix = None
-        except (OSError, ValueError):
-            matrix = None
-        if matrix is None:
+        # One text vector per (concept, its prompts), cached per model: a new word
+        # embeds its own few prompts, not the whole vocabulary again.
+        keys = ["|".join([c, *prompts_for(c, cat)]) for c, cat in concepts]
+        cache = _cache_path(ctx.library_dir, model.identity)
+        known = _load_text_cache(cache)
+        missing = [
+            (k, c, cat) for k, (c, cat) in zip(keys, concepts, strict=True) if k not in known
+        ]
+        if missing:
             prompts: list[str] = []
             groups: list[int] = []
-            for concept, category in concepts:
+            for _, concept, category in missing:
                 these = prompts_for(concept, category)
                 prompts += these
                 groups.append(len(these))
             ctx.progress(0, len(prompts), "embedding the tag vocabulary…")
-            per_prompt = model.embed_texts(prompts)
-            matrix = ensemble_text_embeddings(per_prompt, groups)
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(cache.name + ".tmp.npy")
-            np.save(tmp, matrix.astype(np.float32))
-            tmp.replace(cache)
+            fresh = ensemble_text_embeddings(model.embed_texts(prompts), groups)
+            for (key, _, _), vector in zip(missing, fresh, strict=True):
+                known[key] = vector.astype(np.float32)
+            _save_text_cache(cache, known)
+        matrix = np.stack([known[k] for k in keys]).astype(np.float32)
         return ZeroShotTagger([c for c, _ in concepts], matrix)
 
     # -- the stage
@@ -196,11 +195,32 @@ class TagsStage:
             conn.execute("UPDATE items SET seq = ? WHERE id = ?", (seq, item.id))
 
 
-def _cache_path(library_dir: Path, identity: str, vocabulary: str) -> Path:
+def _cache_path(library_dir: Path, identity: str) -> Path:
     import hashlib
 
-    key = hashlib.sha256(f"{identity}|{vocabulary}".encode()).hexdigest()[:16]
-    return library_dir / "index" / f"tag-text-{key}.npy"
+    key = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return library_dir / "index" / f"tag-text-{key}.npz"
+
+
+def _load_text_cache(path: Path) -> dict[str, np.ndarray]:
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys = [str(k) for k in data["keys"]]
+            return dict(zip(keys, data["matrix"], strict=True))
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _save_text_cache(path: Path, known: dict[str, np.ndarray]) -> None:
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    keys = list(known)
+    np.savez(tmp, keys=np.array(keys), matrix=np.stack([known[k] for k in keys]))
+    tmp.replace(path)
 
 
 def _load_vectors(
