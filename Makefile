@@ -49,6 +49,10 @@ bench: sysdeps-test $(STAMP)
 	$(PY) bench/batch_overhead.py
 	$(PY) bench/lane_latency.py
 	$(PY) bench/reindex_scale.py
+	$(PY) bench/embed_cpu.py
+	$(PY) bench/similar_latency.py
+	$(PY) bench/retag.py
+	$(PY) bench/import_gpu.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
