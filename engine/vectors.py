@@ -48,33 +48,38 @@ log = logging.getLogger(__name__)
 F16 = np.dtype("<f2")
 
 # Above this many vectors a model's index is an HNSW graph; at or below, exact search.
-# Measured on the 2-core dev VM (AMD EPYC, shared with other work), 512-d clustered
-# vectors, one query at a time, both through this module (`bench/similar_latency.py
-# --sweep`): p50 exact / HNSW (recall@10 of HNSW vs exact):
-#      1,000: 0.26 / 0.38 ms (1.00)       20,000:  2.8 / 2.4 ms (0.90)
-#      5,000: 0.91 / 1.2 ms  (0.98)       50,000:  6.1 / 3.5 ms (0.93)
-#     10,000: 1.5  / 2.1 ms  (0.93)      100,000:  8.3 / 3.3 ms (0.96)
-#                                        200,000: 25.7 / 4.6 ms (0.95)
-# HNSW gets faster from ~20,000, but by a few milliseconds only, and it loses 4-10% of
-# the true neighbours and needs a graph build (~40 s at 100,000 on 2 cores). Exact stays
-# well inside the 20 ms budget up to 100,000 and leaves it soon after: the threshold.
+# Measured on the 2-core dev VM (AMD EPYC, shared with other work, so +-30%), 512-d
+# clustered vectors, one query at a time as `similar` asks (candidates re-checked
+# against the catalog), through this module with the settings below
+# (`bench/similar_latency.py --sweep`; 1M: the full run). p50 exact / HNSW, and
+# HNSW's recall@10 against exact:
+#      1,000: 0.5 / 0.7 ms (1.00)       50,000:  4.6 / 4.3 ms (0.96)
+#      5,000: 0.7 / 0.9 ms (0.99)      100,000:  7-13 / 5-6 ms (0.97)
+#     10,000: 1.9 / 2.9 ms (0.96)      200,000: 12-13 / 7 ms (0.97)
+#     20,000: 1.9 / 2.6 ms (0.93)    1,000,000: 77-122 / 6-15 ms (0.96)
+# They cross between 50,000 and 100,000. Up to the top of that range exact costs at most
+# a few ms more, finds every true neighbour (HNSW misses 3-7%), needs no graph build
+# (16 s at 100,000) and no file; past it, exact soon leaves the 20 ms budget.
 HNSW_THRESHOLD = 100_000
 
-# HNSW build and search settings, tuned for 1,000,000 512-d vectors on 2 cores
-# (bench/similar_latency.py). i8 storage: a quarter of float32's memory, and the build
-# ~1.6x faster than bfloat16 (VNNI dot products; 38 vs 62 s at 100,000) at the same
-# recall once the candidates are re-scored exactly (0.953 vs 0.957 at ef 256). Cosine,
-# not inner product: usearch's i8 inner product is not on the cosine scale. Connectivity
-# 16 and expansion_add 64 keep the 1M build in minutes; the search makes up for the
-# lighter graph with a wide beam (the budget is 20 ms; the beam costs a few).
+# HNSW build and search settings, tuned on 1,000,000 512-d vectors, 2 cores
+# (bench/similar_latency.py). i8 storage: a quarter of float32's memory (630 MB file,
+# ~740 MB resident at 1M), and the build ~1.6x faster than bfloat16 (VNNI dot products;
+# 38 vs 62 s at 100,000) at the same recall once candidates are re-scored exactly
+# (0.953 vs 0.957 at ef 256). Cosine, not inner product: usearch's i8 inner product is
+# not on the cosine scale. Connectivity 16 and expansion_add 64 keep the 1M build at
+# ~10 min (617 s; 811 CPU-s). The search makes up for the lighter graph with a wide
+# beam; at 1M, re-scored, recall@10 / warm p50: ef 256 0.946 / 5.2 ms, 384 0.948 /
+# 5.7 ms, 512 0.959 / 6.0 ms, 768 0.974 / 11 ms (the budget is 20 ms).
 HNSW_DTYPE = "i8"
 HNSW_CONNECTIVITY = 16
 HNSW_EXPANSION_ADD = 64
-HNSW_EXPANSION_SEARCH = 384
+HNSW_EXPANSION_SEARCH = 512
 HNSW_FORMAT = 1  # bump when the saved index's layout or meaning changes
 
 # With a connection, HNSW fetches this many times `k` candidates and re-scores them
-# exactly (one indexed read of a few dozen rows, well under a millisecond).
+# exactly from the catalog (one indexed read of 40 rows for k=10: ~2 ms warm, ~4 ms
+# cold at 1M): it lifts recall@10 by ~1-3 points over the graph's own int8 ranking.
 RERANK_FACTOR = 4
 
 # Rows read from the catalog per step of a refresh (about 20 MB of 512-d vectors);
@@ -86,8 +91,8 @@ EXACT_BLOCK_ROWS = 2_048
 EXACT_MARGIN = 8
 
 # How often (at most) a refresh counts the model's rows to find deletions, when no
-# search has met a deleted vector (166 ms at 1,000,000 rows; searches with a
-# connection never return a deleted vector anyway).
+# search has met a deleted vector (55-240 ms at 1,000,000 rows, by the machine's load;
+# searches with a connection never return a deleted vector anyway).
 DELETION_CHECK_S = 30.0
 
 # An HNSW index is saved again after this many changes (or a tenth of its size, if
@@ -378,7 +383,7 @@ class VectorIndex:
 
         Costs one indexed read when nothing changed since the last refresh, a read of
         the new rows when some did. Deletions are found by counting the model's rows
-        (166 ms at 1,000,000): with `deletions=None` that count runs after a search
+        (~0.1 s at 1,000,000): with `deletions=None` that count runs after a search
         met a vector that is gone, and otherwise at most every `DELETION_CHECK_S`;
         True counts now, False not. Returns whether the index changed (a load from
         disk counts).
@@ -804,15 +809,18 @@ class VectorIndex:
     ) -> list[tuple[int, float]]:
         if not ids:
             return []
-        marks = ",".join("?" * len(ids))
-        rows = (
-            _plain(conn)
-            .execute(
-                f"SELECT item_id, vector FROM vectors WHERE model = ? AND item_id IN ({marks})",
-                (self.model, *ids),
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows += (
+                _plain(conn)
+                .execute(
+                    f"SELECT item_id, vector FROM vectors WHERE model = ? AND item_id IN ({marks})",
+                    (self.model, *chunk),
+                )
+                .fetchall()
             )
-            .fetchall()
-        )
         rows = [r for r in rows if len(r[1]) == 2 * q.size]
         if not rows:
             return []
