@@ -100,6 +100,8 @@ class Library:
         return self._vector_indexes
 
     def close(self) -> None:
+        if self._vector_indexes is not None:
+            self._vector_indexes.close()  # saves a changed HNSW graph (else rebuilt later)
         self.catalog.close()
 
     def __enter__(self) -> Library:
