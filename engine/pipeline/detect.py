@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config import Settings
 from engine.errors import PermanentError, TransientError
-from engine.pipeline.modelstage import ModelHolder
+from engine.pipeline.modelstage import ModelHolder, device_batch_size
 from engine.pipeline.thumbnail import PREVIEW_PX, thumb_relpath
 from engine.pipeline.types import ItemRef, StageContext, StageOutput, upsert_result
 
@@ -111,30 +111,15 @@ class DetectStage:
         """settings.models.detect_batch, or 32 on a GPU and 4 on the CPU; worked out
         (importing torch) only when first read, which the worker host does."""
         if self._batch_size is None:
-            configured = self.settings.models.detect_batch
-            if configured > 0:
-                self._batch_size = configured
-            else:
-                from models.base import torch_device
-
-                on_gpu = torch_device(self.settings.device) == "cuda"
-                self._batch_size = GPU_BATCH if on_gpu else CPU_BATCH
+            self._batch_size = device_batch_size(
+                self.settings.device, self.settings.models.detect_batch, GPU_BATCH, CPU_BATCH
+            )
         return self._batch_size
 
     # -- the model ---------------------------------------------------------------------
 
     def model(self, ctx: StageContext) -> ObjectDetector:
-        from models.errors import WeightsError
-
-        try:
-            return self.holder.get(ctx)
-        except WeightsError as exc:
-            # The weights are here but unusable: not the item's fault, and waiting
-            # would not help either; retried, then dead, with the action to take.
-            raise TransientError(
-                f"The weights of {self.spec} cannot be used ({exc}); import them again "
-                "with `shoebox models import`."
-            ) from exc
+        return self.holder.get(ctx)
 
     def availability(self) -> str | None:
         """None when the model can load; else why not, with what to do."""

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from engine.errors import WaitingError
+from engine.errors import TransientError, WaitingError
 from engine.pipeline.types import StageContext
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class ModelHolder(Generic[M]):
     def get(self, ctx: StageContext) -> M:
         """The loaded model — the process's one copy, whichever stage loaded it first;
         raises WaitingError (the job waits) when its weights are not here."""
-        from models.errors import ModelUnavailable
+        from models.errors import ModelUnavailable, WeightsError
 
         model = self.instance()
         if model.state != "loaded":
@@ -64,6 +64,13 @@ class ModelHolder(Generic[M]):
             )
         except ModelUnavailable as exc:
             raise WaitingError(str(exc)) from exc
+        except WeightsError as exc:
+            # The weights are here but unusable: not the item's fault, and waiting
+            # would not help either; retried, then dead, with the action to take.
+            raise TransientError(
+                f"The weights of {self.spec} cannot be used ({exc}); import them again "
+                "with `shoebox models import`."
+            ) from exc
         return loaded
 
     def availability(self) -> str | None:
@@ -71,3 +78,13 @@ class ModelHolder(Generic[M]):
 
     def status(self) -> dict[str, Any]:
         return self.instance().status() if self._model is not None else {"spec": self.spec}
+
+
+def device_batch_size(device_setting: str, configured: int, gpu: int, cpu: int) -> int:
+    """`configured` when set (> 0), else `gpu` or `cpu` by the device the model will
+    use. Imports torch: stages read it lazily (the worker host does, the CLI never)."""
+    if configured > 0:
+        return configured
+    from models.base import torch_device
+
+    return gpu if torch_device(device_setting) == "cuda" else cpu
