@@ -1,0 +1,1 @@
+"""OCR: reading text from pages and photos."""
