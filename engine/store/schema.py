@@ -392,6 +392,110 @@ def m005_models(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m006_text(db: sqlite_utils.Database) -> None:
+    """What reading documents makes: page text, passage vectors, and the full-text index."""
+    run_script(
+        db.conn,
+        """
+        -- One row per page read: from the PDF's text layer or by OCR. `rotation` is the
+        -- clockwise turn applied to read it upright; `width`/`height` the size of the
+        -- upright page image the word boxes are in. `words` is JSON
+        -- [[x0, y0, x1, y1, conf, start, end], ...] with start/end offsets into `text`.
+        CREATE TABLE ocr_pages (
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            page INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            rotation INTEGER NOT NULL DEFAULT 0,
+            confidence REAL,
+            lang TEXT NOT NULL DEFAULT '',
+            width INTEGER NOT NULL DEFAULT 0,
+            height INTEGER NOT NULL DEFAULT 0,
+            text TEXT NOT NULL,
+            words TEXT NOT NULL DEFAULT '[]',
+            PRIMARY KEY (item_id, page)
+        ) WITHOUT ROWID;
+
+        -- One float16 vector per passage of a document's text (model = text model spec);
+        -- key = item_id << 12 | passage number; (page, start, end) locate the passage.
+        CREATE TABLE text_vectors (
+            key INTEGER NOT NULL,
+            model TEXT NOT NULL,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            dim INTEGER NOT NULL,
+            vector BLOB NOT NULL,
+            digest TEXT NOT NULL DEFAULT '',
+            seq INTEGER NOT NULL DEFAULT 0,
+            page INTEGER NOT NULL DEFAULT 0,
+            start INTEGER NOT NULL DEFAULT 0,
+            "end" INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (key, model)
+        ) WITHOUT ROWID;
+        CREATE INDEX text_vectors_model_seq ON text_vectors (model, seq);
+        CREATE INDEX text_vectors_item ON text_vectors (item_id);
+
+        -- Full text: one row per item (rowid = item id) over its file names, folder
+        -- names, tags and page text; diacritics folded, prefixes indexed for typing.
+        CREATE VIRTUAL TABLE search_text USING fts5(
+            name, folders, tags, body,
+            tokenize = 'unicode61 remove_diacritics 2',
+            prefix = '2 3'
+        );
+
+        -- Items whose search_text row is out of date; triggers add them (not with
+        -- INSERT OR IGNORE: an outer upsert's conflict clause overrides a trigger's), and
+        -- engine/search/fts.py rebuilds their rows (paths need Python to decode).
+        CREATE TABLE search_dirty (item_id INTEGER PRIMARY KEY);
+        CREATE TRIGGER search_dirty_path_ins AFTER INSERT ON paths BEGIN
+            INSERT INTO search_dirty (item_id) SELECT NEW.item_id
+                WHERE NOT EXISTS (SELECT 1 FROM search_dirty WHERE item_id = NEW.item_id);
+        END;
+        CREATE TRIGGER search_dirty_path_upd AFTER UPDATE OF raw, display, item_id, missing
+            ON paths BEGIN
+            INSERT INTO search_dirty (item_id) SELECT OLD.item_id
+                WHERE NOT EXISTS (SELECT 1 FROM search_dirty WHERE item_id = OLD.item_id);
+            INSERT INTO search_dirty (item_id) SELECT NEW.item_id
+                WHERE NOT EXISTS (SELECT 1 FROM search_dirty WHERE item_id = NEW.item_id);
+        END;
+        CREATE TRIGGER search_dirty_path_del AFTER DELETE ON paths BEGIN
+            INSERT INTO search_dirty (item_id) SELECT OLD.item_id
+                WHERE NOT EXISTS (SELECT 1 FROM search_dirty WHERE item_id = OLD.item_id);
+        END;
+        CREATE TRIGGER search_dirty_tag_ins AFTER INSERT ON item_tags BEGIN
+            INSERT INTO search_dirty (item_id) SELECT NEW.item_id
+                WHERE NOT EXISTS (SELECT 1 FROM search_dirty WHERE item_id = NEW.item_id);
+        END;
+        CREATE TRIGGER search_dirty_tag_upd AFTER UPDATE ON item_tags BEGIN
+            INSERT INTO search_dirty (item_id) SELECT NEW.item_id
+                WHERE NOT EXISTS (SELECT 1 FROM search_dirty WHERE item_id = NEW.item_id);
+        END;
+        CREATE TRIGGER search_dirty_tag_del AFTER DELETE ON item_tags BEGIN
+            INSERT INTO search_dirty (item_id) SELECT OLD.item_id
+                WHERE NOT EXISTS (SELECT 1 FROM search_dirty WHERE item_id = OLD.item_id);
+        END;
+        CREATE TRIGGER search_dirty_page_ins AFTER INSERT ON ocr_pages BEGIN
+            INSERT INTO search_dirty (item_id) SELECT NEW.item_id
+                WHERE NOT EXISTS (SELECT 1 FROM search_dirty WHERE item_id = NEW.item_id);
+        END;
+        CREATE TRIGGER search_dirty_page_upd AFTER UPDATE ON ocr_pages BEGIN
+            INSERT INTO search_dirty (item_id) SELECT NEW.item_id
+                WHERE NOT EXISTS (SELECT 1 FROM search_dirty WHERE item_id = NEW.item_id);
+        END;
+        CREATE TRIGGER search_dirty_page_del AFTER DELETE ON ocr_pages BEGIN
+            INSERT INTO search_dirty (item_id) SELECT OLD.item_id
+                WHERE NOT EXISTS (SELECT 1 FROM search_dirty WHERE item_id = OLD.item_id);
+        END;
+        CREATE TRIGGER search_text_item_del AFTER DELETE ON items BEGIN
+            DELETE FROM search_text WHERE rowid = OLD.id;
+            DELETE FROM search_dirty WHERE item_id = OLD.id;
+        END;
+
+        -- Existing items get their names indexed.
+        INSERT INTO search_dirty (item_id) SELECT id FROM items;
+        """,
+    )
+
+
 def run_script(conn: sqlite3.Connection, script: str) -> None:
     """Run statements one by one: `executescript` would commit the open transaction,
     and a migration must apply whole or not at all."""

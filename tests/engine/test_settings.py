@@ -16,6 +16,7 @@ from engine.config import (
     SETTINGS_FILE,
     DetectSettings,
     ModelSettings,
+    OcrSettings,
     Settings,
     TagSettings,
     WorkerSettings,
@@ -237,15 +238,20 @@ def test_every_field_is_a_declared_setting() -> None:
         ("workers", "learning"),
         ("models", "embed"),
         ("models", "detect"),
+        ("models", "text"),
         ("models", "download"),
         ("models", "embed_batch"),
         ("models", "detect_batch"),
         ("detect", "min_score"),
         ("tags", "min_score"),
         ("tags", "max_tags"),
+        ("ocr", "enabled"),
+        ("ocr", "languages"),
+        ("ocr", "photos"),
+        ("ocr", "page_timeout_s"),
     ]
     assert all(doc for _, _, doc in keys)
-    for cls in (Settings, WorkerSettings, ModelSettings, DetectSettings, TagSettings):
+    for cls in (Settings, WorkerSettings, ModelSettings, DetectSettings, TagSettings, OcrSettings):
         hints = typing.get_type_hints(cls)
         for f in fields(cls):
             if "rule" in f.metadata:

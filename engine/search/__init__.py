@@ -1,0 +1,1 @@
+"""Search: one query box over photos and documents (full text, meaning, filters)."""
