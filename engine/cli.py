@@ -427,8 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_cancel)
 
     from engine.cli_models import add_parsers
+    from engine.cli_search import add_parsers as add_search_parsers
 
     add_parsers(sub, json_flag)
+    add_search_parsers(sub, json_flag)
     return parser
 
 

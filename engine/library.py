@@ -48,6 +48,7 @@ class Library:
         self.catalog = Catalog(self.root / CATALOG_FILE)
         self._registry = registry
         self._vector_indexes: Any = None
+        self._searcher: Any = None
 
     @property
     def registry(self) -> StageRegistry:
@@ -99,7 +100,21 @@ class Library:
             self._vector_indexes = VectorIndexes(self.root)
         return self._vector_indexes
 
+    def searcher(self) -> Any:
+        """The library's search (engine/search/hybrid.py), kept for this process."""
+        if self._searcher is None:
+            from engine.search.hybrid import Searcher
+
+            self._searcher = Searcher(self.root, self.settings, image_indexes=self.vector_indexes())
+        return self._searcher
+
+    def search(self, text: str, **filters: Any) -> Any:
+        """One search box: words, phrases, inline filters (engine/search/query.py)."""
+        return self.searcher().search(self.catalog.conn, text, **filters)
+
     def close(self) -> None:
+        if self._searcher is not None:
+            self._searcher.close()
         if self._vector_indexes is not None:
             self._vector_indexes.close()  # saves a changed HNSW graph (else rebuilt later)
         self.catalog.close()

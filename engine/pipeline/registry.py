@@ -122,4 +122,12 @@ def default_registry(
         from engine.pipeline.detect import DetectStage
 
         stages.append(DetectStage(settings))
+    if settings is not None and settings.ocr.enabled:
+        from engine.pipeline.ocr import OcrStage
+
+        stages.append(OcrStage(settings))
+        if settings.models.text:
+            from engine.pipeline.text_embed import TextEmbedStage
+
+            stages.append(TextEmbedStage(settings))
     return StageRegistry(stages)

@@ -1,0 +1,150 @@
+"""The `text_embed` stage: passage vectors of an item's text, for search by meaning.
+
+Each page's text is cut into overlapping passages of at most ~256 tokens (the text
+model's own tokenizer counts them), so a long contract matches on the passage that
+answers a query. Batched: one forward pass over every passage of a batch of items.
+Items with no text finish with no vectors. The model spec is in the version, so a
+new text model re-indexes every document; a missing model makes the jobs wait.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.config import Settings
+from engine.pipeline.modelstage import ModelHolder
+from engine.pipeline.types import ItemRef, StageContext, StageOutput, upsert_result
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from engine.search.textvectors import Passage
+    from models.text import TextEmbedder
+
+TEXT_EMBED_VERSION = "1"
+PASSAGE_TOKENS = 256
+PASSAGE_OVERLAP = 32
+EMBED_BATCH = 64  # passages per forward pass
+
+
+@dataclass
+class TextEmbedOutput(StageOutput):
+    passages: list[Passage] = field(default_factory=list)
+    vectors: np.ndarray | None = None
+
+
+@dataclass
+class _Prepared:
+    item: ItemRef
+    passages: list[Passage]
+    texts: list[str]
+
+
+def _make_text_embedder(spec: str, device: str) -> TextEmbedder:
+    from models.text import create_text_embedder
+
+    return create_text_embedder(spec, device)
+
+
+class TextEmbedStage:
+    name = "text_embed"
+    lane = "import"
+    kinds = frozenset({"photo", "document"})
+    requires: tuple[str, ...] = ("ocr",)
+    batch_size = 16  # items; their passages go through the model together
+    reads_original = False
+    timeout_s: float | None = 600.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.spec = settings.models.text
+        if not self.spec:
+            raise ValueError('models.text is "": the text_embed stage is off')
+        self.version = f"{TEXT_EMBED_VERSION}+{self.spec}"
+        self.holder: ModelHolder[TextEmbedder] = ModelHolder(
+            self.spec,
+            settings.device,
+            _make_text_embedder,
+            self.lane,
+            allow_download=settings.models.download,
+        )
+        self._local = threading.local()
+
+    def availability(self) -> str | None:
+        return self.holder.availability()
+
+    def model_status(self) -> dict[str, Any]:
+        return self.holder.status()
+
+    def _conn(self, library_dir: Path) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            path = library_dir / "catalog.db"
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 5000")
+            self._local.conn = conn
+        return conn
+
+    def prepare(self, item: ItemRef, ctx: StageContext) -> _Prepared:
+        from engine.search.textvectors import MAX_CHUNKS, Passage
+
+        model = self.holder.get(ctx)
+        passages: list[Passage] = []
+        texts: list[str] = []
+        rows = self._conn(ctx.library_dir).execute(
+            "SELECT page, text FROM ocr_pages WHERE item_id = ? ORDER BY page", (item.id,)
+        )
+        for page, text in rows:
+            for chunk in model.chunk(str(text), PASSAGE_TOKENS, PASSAGE_OVERLAP):
+                if len(passages) >= MAX_CHUNKS:
+                    break
+                passages.append(Passage(int(page), chunk.start, chunk.end))
+                texts.append(chunk.text)
+        return _Prepared(item, passages, texts)
+
+    def run_batch(
+        self, inputs: Sequence[_Prepared], ctx: StageContext
+    ) -> list[StageOutput | BaseException]:
+        model = self.holder.get(ctx)
+        texts = [t for p in inputs for t in p.texts]
+        vectors = model.embed_texts(texts, batch_size=EMBED_BATCH)
+        if vectors.shape[0] != len(texts):
+            raise RuntimeError(f"{self.spec} returned {vectors.shape[0]} vectors for {len(texts)}")
+        out: list[StageOutput | BaseException] = []
+        at = 0
+        for prepared in inputs:
+            n = len(prepared.texts)
+            out.append(
+                TextEmbedOutput(
+                    data={"model": self.spec, "digest": model.digest, "passages": n},
+                    passages=prepared.passages,
+                    vectors=vectors[at : at + n],
+                )
+            )
+            at += n
+        return out
+
+    def store_many(
+        self, conn: sqlite3.Connection, results: Sequence[tuple[ItemRef, StageOutput]], seq: int
+    ) -> None:
+        import numpy as np
+
+        from engine.search.textvectors import store_text_vectors
+
+        for item, output in results:
+            assert isinstance(output, TextEmbedOutput)
+            vectors = output.vectors if output.vectors is not None else np.empty((0, 0), np.float32)
+            store_text_vectors(
+                conn,
+                item.id,
+                self.spec,
+                output.passages,
+                vectors,
+                str(output.data.get("digest", "")),
+                seq,
+            )
+            upsert_result(conn, item.id, self.name, self.version, output.data)
