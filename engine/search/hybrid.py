@@ -58,6 +58,7 @@ MAX_GAP = {"text": 0.30, "photo": 0.10}
 BACKGROUND_SAMPLE = 1024
 MIN_BACKGROUND = 32  # fewer stored vectors than this: the absolute floor alone
 
+SOURCES = ("words", "text-meaning", "photo-meaning")
 SNIPPET_TOKENS = 12
 PASSAGE_EXCERPT_CHARS = 140
 QUERY_CACHE = 256
@@ -186,9 +187,11 @@ class Searcher:
         folders: Sequence[str] = (),
         limit: int = 50,
         typing: bool = False,
+        sources: Sequence[str] = SOURCES,
     ) -> SearchResult:
         """Items matching `text` (words, "phrases", inline filters) and the filters
-        given as arguments, best first. Raises QueryError for a filter it cannot read."""
+        given as arguments, best first. Raises QueryError for a filter it cannot read.
+        `sources` picks the lists merged (the evaluation compares them alone)."""
         started = time.perf_counter()
         q = parse(text, typing=typing)
         if kind:
@@ -206,9 +209,10 @@ class Searcher:
                 return SearchResult(q, hits, notes, timings)
             lists: list[_Ranked] = []
             step = time.perf_counter()
-            lists += self._words(conn, q)
+            if "words" in sources:
+                lists += self._words(conn, q)
             timings["fts"] = _ms(step)
-            if q.kind != "photo":
+            if "text-meaning" in sources:
                 step = time.perf_counter()
                 ranked, note = self._documents_by_meaning(conn, q)
                 if ranked is not None:
@@ -216,7 +220,7 @@ class Searcher:
                 if note:
                     notes.append(f"Documents are not searched by meaning: {note}")
                 timings["text_meaning"] = _ms(step)
-            if q.kind != "document":
+            if "photo-meaning" in sources:
                 step = time.perf_counter()
                 ranked, note = self._photos_by_meaning(conn, q)
                 if ranked is not None:
