@@ -7,6 +7,7 @@ mark them dirty and the searcher brings the index up to date before it searches.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def add_item(
 
 
 @pytest.fixture
-def lib(tmp_path: Path) -> Library:
+def lib(tmp_path: Path) -> Iterator[Library]:
     library = Library(tmp_path / "lib")
     library.settings.models.text = ""
     library.settings.models.embed = ""
