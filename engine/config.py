@@ -89,7 +89,14 @@ class WorkerSettings:
         factory=_default_pool,
     )
     interactive: int = _setting(_whole(1), "workers for the items you are looking at now", 1)
-    import_: int = _setting(_whole(1), "at most this many workers on new imports", 2, key="import")
+    # One per core: OCR runs one single-threaded tesseract per worker, and decoding
+    # photos is CPU-bound too; the pool above caps the total anyway.
+    import_: int = _setting(
+        _whole(1),
+        "at most this many workers on new imports (default: one per core)",
+        key="import",
+        factory=_default_pool,
+    )
     batch: int = _setting(
         _whole(1), "at most this many workers re-processing after a model change", 1
     )

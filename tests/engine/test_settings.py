@@ -182,7 +182,7 @@ def test_no_file_means_defaults(tmp_path: Path) -> None:
 def test_round_trip_defaults(tmp_path: Path) -> None:
     save_settings(tmp_path, Settings())
     text = (tmp_path / SETTINGS_FILE).read_text(encoding="utf-8")
-    assert "[general]" in text and "[workers]" in text and "import = 2" in text
+    assert "[general]" in text and "[workers]" in text and f"import = {Settings().workers.import_}" in text
     assert "warnings" not in text
     loaded = load_settings(tmp_path)
     assert loaded == Settings() and loaded.warnings == []
@@ -205,7 +205,7 @@ def test_an_old_file_without_the_new_keys_loads(tmp_path: Path) -> None:
         tmp_path,
         "[general]\nqueue_depth_per_worker = 4\nmax_attempts = 3\nretry_base_s = 2.0\n"
         'retry_cap_s = 300.0\ndevice = "auto"\nskip_hidden = true\n\n'
-        "[workers]\ninteractive = 1\nimport = 2\nbatch = 1\nlearning = 1\n",
+        "[workers]\ninteractive = 1\nbatch = 1\nlearning = 1\n",
     )
     settings = load_settings(tmp_path)
     assert settings == Settings() and settings.warnings == []
