@@ -117,13 +117,18 @@ class OcrStage(ItemStage):
 
     def _read_image(self, item: ItemRef, ctx: StageContext) -> OcrOutput:
         from engine.ocr.orientation import read_upright
+        from engine.ocr.pdf import rendered_dpi
         from engine.ocr.types import PageTimeout
 
         image = _decode_upright(item, PHOTO_MAX_PX if item.kind == "photo" else None)
         ctx.progress(0, 1, "reading the page…")
         try:
             page = read_upright(
-                image, self.languages(), timeout_s=self.page_timeout_s, control=ctx.control
+                image,
+                self.languages(),
+                timeout_s=self.page_timeout_s,
+                control=ctx.control,
+                dpi=rendered_dpi(image),
             )
         except PageTimeout as exc:
             raise exc.on_page(1) from None
@@ -131,7 +136,7 @@ class OcrStage(ItemStage):
 
     def _read_pdf(self, item: ItemRef, ctx: StageContext) -> OcrOutput:
         from engine.ocr.orientation import read_upright
-        from engine.ocr.pdf import page_text_layer, pdf_pages, render_page
+        from engine.ocr.pdf import page_text_layer, pdf_pages, render_page, rendered_dpi
         from engine.ocr.types import PageTimeout
 
         path = existing_path(item)
@@ -149,6 +154,7 @@ class OcrStage(ItemStage):
                         self.languages(),
                         timeout_s=self.page_timeout_s,
                         control=ctx.control,
+                        dpi=rendered_dpi(image),
                     )
                 except PageTimeout as exc:
                     raise exc.on_page(index + 1) from None
@@ -214,10 +220,18 @@ def _decode_upright(item: ItemRef, max_px: int | None) -> Image.Image:
             decoded = upright if upright is not None else img.copy()
         except DECODER_ERRORS as exc:
             raise decode_error(exc, item) from exc
-    if decoded.mode not in ("L", "RGB"):
-        decoded = decoded.convert("RGBA").convert("RGB") if "A" in decoded.mode else decoded
-        decoded = decoded.convert("RGB") if decoded.mode not in ("L", "RGB") else decoded
+    if "A" in decoded.mode or decoded.mode == "P":
+        # Transparent areas as white paper, not black.
+        rgba = decoded.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        decoded = Image.alpha_composite(paper, rgba).convert("RGB")
+    dpi = decoded.info.get("dpi")
     grey = decoded.convert("L")
     if max_px is not None and max(grey.size) > max_px:
+        scale = max_px / max(grey.size)
         grey.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
+        if isinstance(dpi, tuple) and dpi:
+            dpi = (float(dpi[0]) * scale, float(dpi[-1]) * scale)
+    if isinstance(dpi, tuple) and dpi and float(dpi[0]) >= 50:  # 72/1-dpi files say nothing
+        grey.info["dpi"] = (float(dpi[0]), float(dpi[-1]))
     return grey
