@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ from desktop.dialogs.settings import SettingsDialog
 from desktop.itemmodels.grid import ItemIdRole
 from desktop.operations import imports as import_ops
 from desktop.operations import library as library_ops
+from desktop.operations import search as search_ops
 from desktop.operations import similar as similar_ops
 from desktop.operations import watch as watch_ops
 from desktop.qt import QFileDialog, QMenu, QMessageBox, QModelIndex, QPoint
@@ -26,13 +27,15 @@ from desktop.threads import run_in_thread
 from desktop.views.detail import open_containing_folder
 from engine import browse
 from engine.errors import SettingsError
+from engine.search_view import FilterChip, filter_chips, with_filter, without_filter
 
 if TYPE_CHECKING:
     from desktop.mainwindow import MainWindow
 
 log = logging.getLogger("shoebox.desktop")
 
-# Orders what Esc closes: the detail pane and the similar view, the later one first.
+# Orders what Esc closes: the detail pane, the similar view and the search results, the
+# latest first.
 _opened = itertools.count(1)
 
 
@@ -256,12 +259,21 @@ def toggle_detail(window: MainWindow) -> None:
 
 
 def escape(window: MainWindow) -> None:
-    """Esc: close what was opened last, the detail pane or the similar items."""
-    bar = window.similar_bar
-    if bar.active and (not window.detail.isVisible() or bar.opened_at > window.detail.opened_at):
-        leave_similar(window)
-    else:
-        close_detail(window)
+    """Esc: in the search box, clear the search; else close what was opened last: the
+    detail pane, the similar items or the search results."""
+    searching = window.search_state.active or window.search_bar.isVisible()
+    if window.search.hasFocus() and (searching or window.search.text()):
+        leave_search(window)
+        return
+    opened: list[tuple[int, Callable[[MainWindow], None]]] = []
+    if window.detail.isVisible():
+        opened.append((window.detail.opened_at, close_detail))
+    if window.similar_bar.active:
+        opened.append((window.similar_bar.opened_at, leave_similar))
+    if searching:
+        opened.append((window.search_state.opened_at, leave_search))
+    if opened:
+        max(opened, key=lambda o: o[0])[1](window)
 
 
 def set_show_objects(window: MainWindow, on: bool) -> None:
@@ -353,8 +365,137 @@ def leave_similar(window: MainWindow, *, reselect: bool = True) -> None:
                 window.grid.scrollTo(model.index(row, 0))
 
         model.reloaded.connect(select)
-    model.set_id_filter(None)
+    shown = window.search_state.shown  # back to the search results it was opened from
+    model.set_id_filter(shown.ids if shown else None, shown.reasons if shown else None)
     window.grid.setFocus()
+
+
+# -- search ------------------------------------------------------------------------------
+
+
+def search(window: MainWindow, *, typing: bool = False) -> None:
+    """Search for what the box says, in a worker (typing: the last word may be
+    unfinished). A newer search drops the late results of an older one; an empty
+    box is the whole library again."""
+    library, box = window.library, window.search
+    box.cancel_pending()
+    text = box.text()
+    if library is None:
+        return
+    if not text.strip():
+        leave_search(window)
+        return
+    search_ops.prepare(library)
+    query = window.toolbar.query()
+
+    def done(outcome: search_ops.SearchOutcome) -> None:
+        if window.library is library:
+            show_search_results(window, outcome)
+
+    def failed(exc: BaseException) -> None:
+        log.error("searching for %r failed", text, exc_info=exc)
+        if window.library is library:
+            window.search_bar.show_summary(text, None, error=f"The search failed: {exc}")
+
+    search_ops.start_search(
+        library,
+        window.search_state,
+        text,
+        done,
+        failed,
+        kind=query.kind,
+        state_filter=query.state,
+        typing=typing,
+    )
+    if not window.search_state.active:
+        window.search_bar.show_summary(text.strip(), None)  # "Searching for …"
+
+
+def show_search_results(window: MainWindow, outcome: search_ops.SearchOutcome) -> None:
+    """The grid shows the hits, best first, each with its reason; a query that cannot
+    be read keeps what is shown and says why."""
+    state, bar, model = window.search_state, window.search_bar, window.grid_model
+    text = outcome.request.text.strip()
+    if outcome.error:
+        bar.show_summary(text, None, error=outcome.error)
+        return
+    if state.shown is None:
+        state.opened_at = next(_opened)
+    state.shown = outcome
+    if window.similar_bar.active:  # a new question: the similar items make way
+        window.similar_bar.request += 1
+        window.similar_bar.clear()
+    bar.show_summary(text, len(outcome.hits))
+    bar.show_notes(outcome.notes)
+    window.detail.set_search(outcome.terms, {h.id: h for h in outcome.hits})
+    model.set_id_filter(outcome.ids, outcome.reasons)
+    if outcome.hits:
+        window.grid.setCurrentIndex(model.index(0, 0))
+        window.grid.scrollToTop()
+    show_search_reason(window)
+
+
+def show_search_reason(window: MainWindow) -> None:
+    """Why the current item matched, in the search bar."""
+    shown, item_id = window.search_state.shown, window.current_id()
+    hit = shown.hit(item_id) if shown is not None and item_id is not None else None
+    if hit is None:
+        window.search_bar.show_reason("", None)
+    else:
+        window.search_bar.show_reason(_name(window, hit.id), hit.why)
+
+
+def leave_search(window: MainWindow, *, reselect: bool = True) -> None:
+    """Clear the search: the whole library again, the current item kept current."""
+    state = window.search_state
+    state.supersede()  # a search still running is not shown
+    window.search.set_text_quietly("")
+    window.search_bar.clear()
+    if state.shown is None:
+        return
+    state.shown = None
+    window.detail.set_search([], {})
+    if window.similar_bar.active:
+        window.similar_bar.request += 1
+        window.similar_bar.clear()
+    item_id = window.current_id() if reselect else None
+    model = window.grid_model
+    if item_id is not None:
+
+        def select() -> None:
+            model.reloaded.disconnect(select)
+            row = model.row_of(item_id)
+            if row is not None:
+                window.grid.setCurrentIndex(model.index(row, 0))
+                window.grid.scrollTo(model.index(row, 0))
+
+        model.reloaded.connect(select)
+    model.set_id_filter(None)
+
+
+def search_text_changed(window: MainWindow, text: str) -> None:
+    """The box's inline filters as chips, as they are typed."""
+    window.search_bar.show_chips(filter_chips(text))
+
+
+def remove_search_filter(window: MainWindow, chip: FilterChip) -> None:
+    """A chip's ×: the filter leaves the query, which runs again."""
+    text = window.search.text()
+    same = [c for c in filter_chips(text) if (c.key, c.value) == (chip.key, chip.value)]
+    if same:
+        window.search.set_text_quietly(without_filter(text, same[0]))
+    search(window)
+
+
+def add_search_filter(window: MainWindow, key: str, value: str) -> None:
+    """The Filter menu: `key:value` joins the query (and it runs); with no value the
+    box gets `key:` for the user to finish."""
+    box = window.search
+    box.set_text_quietly(with_filter(box.text(), key, value))
+    box.setFocus()
+    box.end(False)
+    if value:
+        search(window)
 
 
 # -- the grid's context menu -------------------------------------------------------------

@@ -26,6 +26,7 @@ from desktop.itemmodels.grid import GridModel
 from desktop.menus import build_actions
 from desktop.operations import imports as import_ops
 from desktop.operations import library as library_ops
+from desktop.operations import search as search_ops
 from desktop.operations import watch as watch_ops
 from desktop.qt import (
     QAction,
@@ -52,6 +53,7 @@ from desktop.views.imports_panel import ImportsPanel, StatusSummary
 from desktop.views.jobs_panel import JobsPanel
 from desktop.views.notice import NOTICE_MS, Notice
 from desktop.views.panel_dock import PanelDock
+from desktop.views.search_chips import SearchBar
 from desktop.views.sidebar import Sidebar
 from desktop.views.similar_bar import SimilarBar
 from desktop.views.summary_label import SummaryLabel
@@ -143,6 +145,14 @@ class MainWindow(QMainWindow):
         similar_row.setContentsMargins(10, 8, 10, 0)
         similar_row.addWidget(self.similar_bar)
         centre_layout.addLayout(similar_row)
+        self.search_state = search_ops.SearchState()
+        self.search_bar = SearchBar()  # results' summary, filter chips, notes, the reason
+        self.search_bar.closeRequested.connect(lambda: actions.leave_search(self))
+        self.search_bar.chipRemoved.connect(lambda chip: actions.remove_search_filter(self, chip))
+        search_row = QHBoxLayout()
+        search_row.setContentsMargins(10, 8, 10, 0)
+        search_row.addWidget(self.search_bar)
+        centre_layout.addLayout(search_row)
         centre_layout.addWidget(self.grid, 1)
 
         self.detail = DetailPane()
@@ -174,8 +184,11 @@ class MainWindow(QMainWindow):
         self.toolbar: MainToolBar = MainToolBar()
         self.addToolBar(self.toolbar)
         self.toolbar.queryChanged.connect(self._apply_query)
-        self.toolbar.searchSubmitted.connect(self._focus_grid)
+        self.toolbar.searchTyped.connect(lambda: actions.search(self, typing=True))
+        self.toolbar.searchSubmitted.connect(self._search_now)
+        self.toolbar.filterPicked.connect(lambda k, v: actions.add_search_filter(self, k, v))
         self.search = self.toolbar.search
+        self.search.textChanged.connect(lambda text: actions.search_text_changed(self, text))
         self.kind_box = self.toolbar.kind_box
         self.state_box = self.toolbar.state_box
         self.sort_box = self.toolbar.sort_box
@@ -266,6 +279,7 @@ class MainWindow(QMainWindow):
         self.detail.clear()
         self.close_detail()
         actions.leave_similar(self, reselect=False)
+        actions.leave_search(self, reselect=False)
         self.grid_model.set_library(None)
         if self.thumbs is not None:
             self.thumbs.close()
@@ -373,10 +387,24 @@ class MainWindow(QMainWindow):
     def _apply_query(self) -> None:
         actions.leave_similar(self, reselect=False)  # a new filter is a new question
         self.grid_model.set_query(self.current_query())
+        if self.search_state.active:
+            actions.search(self)  # the kind and state boxes narrow the search too
         self._show_status()
 
+    def _search_now(self) -> None:
+        """Return in the search box: search at once, then on to the results."""
+        actions.search(self)
+        self._focus_grid()
+
     def _update_empty_message(self) -> None:
-        self.grid.show_empty_state(filtered=self.is_filtered())
+        shown = self.search_state.shown
+        if shown is not None and not self.similar_bar.active:
+            self.grid.set_empty_message(
+                f"Nothing matches “{shown.request.text.strip()}”",
+                "Try other words, or remove a filter.",
+            )
+        else:
+            self.grid.show_empty_state(filtered=self.is_filtered())
         self._show_status()
 
     def _focus_grid(self) -> None:
@@ -395,6 +423,8 @@ class MainWindow(QMainWindow):
         item_id = self.current_id()
         if self.detail.isVisible() and self.library is not None and item_id is not None:
             self.detail.show_item(self.library, item_id)
+        if self.search_state.active:
+            actions.show_search_reason(self)
 
     # -- window state ------------------------------------------------------------
 

@@ -6,16 +6,19 @@ only what is on screen is ever read. Progress updates drop the changed rows from
 the cache and emit `dataChanged`: the view repaints the visible ones, which
 fetches them again (one query per page), and rows off screen cost nothing.
 
-`set_id_filter(ids)` shows only those items, in that order (the items like one),
-until `set_id_filter(None)`; the query's filters do not apply meanwhile.
+`set_id_filter(ids)` shows only those items, in that order (the items like one,
+search results), until `set_id_filter(None)`; the query's filters do not apply
+meanwhile. Search results pass their `reasons` (item id -> why it matched), which
+the tooltips show.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from desktop.qt import (
@@ -34,6 +37,7 @@ from engine import browse
 from engine.browse import BrowseQuery, GridRow
 from engine.enrichment_view import existing_ids
 from engine.library import Library
+from engine.search_view import why_html
 
 log = logging.getLogger("shoebox.desktop")
 
@@ -59,6 +63,7 @@ class GridModel(QAbstractListModel):
         self.query = BrowseQuery()
         self.thumbs: ThumbnailCache | None = None
         self.id_filter: list[int] | None = None
+        self.reasons: dict[int, str] = {}  # why each search result matched
         self._reset_next = False  # the next id list replaces the rows (no diff)
         self._ids: list[int] = []
         self._row_of: dict[int, int] = {}
@@ -84,6 +89,7 @@ class GridModel(QAbstractListModel):
         self.library = library
         self.thumbs = thumbs
         self.id_filter = None
+        self.reasons = {}
         self._ids = []
         self._row_of = {}
         self._rows.clear()
@@ -101,10 +107,14 @@ class GridModel(QAbstractListModel):
         self._generation += 1
         self.reload()
 
-    def set_id_filter(self, ids: Sequence[int] | None) -> None:
-        """Show only `ids`, in this order (applied at once); None: the query's list again
-        (read off the GUI thread). Either way the rows are replaced, not diffed."""
+    def set_id_filter(
+        self, ids: Sequence[int] | None, reasons: Mapping[int, str] | None = None
+    ) -> None:
+        """Show only `ids`, in this order (applied at once), each with its reason if
+        given; None: the query's list again (read off the GUI thread). Either way the
+        rows are replaced, not diffed."""
         self.id_filter = list(dict.fromkeys(ids)) if ids is not None else None
+        self.reasons = dict(reasons or {}) if ids is not None else {}
         self._generation += 1
         self._reset_next = True
         if self.id_filter is not None:
@@ -284,7 +294,8 @@ class GridModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return row.name
         if role == Qt.ItemDataRole.ToolTipRole:
-            return tooltip(row)
+            why = self.reasons.get(item_id)
+            return tooltip(row) if why is None else search_tooltip(row, why)
         if role == Qt.ItemDataRole.DecorationRole:
             return self.thumbnail(row)
         if role == Qt.ItemDataRole.AccessibleTextRole:
@@ -377,6 +388,13 @@ def tooltip(row: GridRow) -> str:
     if row.taken_at:
         lines.append(f"Taken {row.taken_at.replace('T', ' ')}")
     return "\n".join(lines)
+
+
+def search_tooltip(row: GridRow, why: str) -> str:
+    """The tooltip of a search result: why it matched (its words bold), then the rest."""
+    lines = [html.escape(line) for line in tooltip(row).split("\n")]
+    lines.insert(1, f"Matched: {why_html(why)}")
+    return "<qt>" + "<br>".join(lines) + "</qt>"
 
 
 def _runs(rows: Sequence[int]) -> list[tuple[int, int]]:

@@ -1,10 +1,11 @@
-"""The detail pane: large preview (with the detected objects' boxes), tags and objects,
+"""The detail pane: large preview (with the detected objects' boxes, or a page's word
+boxes), why the item matched the search, tags and objects, the text of its pages,
 metadata, every path, each stage's state and error."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from desktop.qt import (
@@ -32,11 +33,22 @@ from desktop.qt import (
 from desktop.threads import run_in_thread
 from desktop.views.enrichment import ObjectsView, TagsView
 from desktop.views.grid import BADGE_COLOURS, is_dark
-from desktop.views.preview import PreviewView
+from desktop.views.page_text import PagePreview, PageTextView, read_page_image
 from desktop.views.waiting_banner import reason_html
 from engine.browse import ItemDetail, item_detail
 from engine.enrichment_view import Enrichment, item_enrichment
 from engine.library import Library
+from engine.search.hybrid import Hit
+from engine.search_view import why_html
+from engine.text_view import (
+    PageView,
+    can_render_pages,
+    highlight_spans,
+    item_pages,
+    marked_words,
+    source_path,
+    stored_frame_boxes,
+)
 
 STATE_LABELS = {
     "queued": "Queued",
@@ -48,6 +60,7 @@ STATE_LABELS = {
     "skipped": "Skipped",
     "waiting": "Waiting for model",
 }
+PAGE_LIMIT = 100  # pages of text shown in the detail pane
 FAILED_STATES = ("failed", "dead")
 RETRYABLE_STATES = (*FAILED_STATES, "skipped")  # retrying a failed step brings back its skips
 
@@ -86,6 +99,13 @@ class DetailPane(QWidget):
         self.open_folder: Callable[[str], object] = open_containing_folder
         self._image: QImage | None = None
         self._preview_path: str | None = None
+        self.pages: list[PageView] = []
+        self.page = 0  # the page whose picture and word boxes the preview shows
+        self._pages_of: int | None = None  # the item `page` was chosen for
+        self.search_terms: list[str] = []  # the current search's words, to highlight
+        self.search_hits: dict[int, Hit] = {}
+        self.text_view: PageTextView | None = None
+        self.matched: QLabel | None = None
         self.setMinimumWidth(280)
 
         outer = QVBoxLayout(self)
@@ -118,7 +138,7 @@ class DetailPane(QWidget):
         self.body = QVBoxLayout(body)
         self.body.setContentsMargins(14, 0, 14, 14)
         self.body.setSpacing(4)
-        self.preview = PreviewView()
+        self.preview = PagePreview()
         self.body.addWidget(self.preview)
         self.show_objects = QCheckBox("Show objects")
         self.show_objects.setToolTip("Draw the detected objects over the picture (O)")
@@ -138,12 +158,22 @@ class DetailPane(QWidget):
         self.item_id = item_id
         self.reload()
 
+    def set_search(self, terms: Sequence[str], hits: Mapping[int, Hit]) -> None:
+        """The search the grid shows (none: empty): the shown item says why it matched,
+        its page text is highlighted and it opens at the page the hit is on."""
+        self.search_terms, self.search_hits = list(terms), dict(hits)
+        self._pages_of = None  # choose the page again
+        if self.isVisible():
+            self.reload()
+
     def clear(self) -> None:
         self.library = None
         self.item_id = None
         self.detail = None
         self.enrichment = None
+        self.pages, self._pages_of = [], None
         self.preview.set_detections([], None)
+        self.preview.set_words([], [], None)
         self.show_objects.hide()
         self.title.setText("")
         self._set_image(None, None)
@@ -166,13 +196,56 @@ class DetailPane(QWidget):
         self.preview.set_detections(
             found.detections if found else [], found.frame if found else None
         )
-        self.show_objects.setVisible(bool(found and found.detections))
+        self.pages = item_pages(conn, self.item_id, PAGE_LIMIT) if detail else []
+        if self._pages_of != self.item_id:
+            self._pages_of = self.item_id
+            hit = self.search_hits.get(self.item_id)
+            known = [p.page for p in self.pages]
+            self.page = hit.page if hit and hit.page in known else known[0] if known else 0
+        self._show_words()
         self._rebuild(detail)
+        self._show_page_image(detail)
+
+    def _show_page_image(self, detail: ItemDetail | None) -> None:
+        """The preview shows page `page`: the stored preview for the first page, the
+        PDF page drawn off the GUI thread for the others."""
         preview = detail.preview or detail.thumb if detail else None
+        library = self.library
+        if detail is not None and library is not None and self.page > 0:
+            path = source_path(library.catalog.conn, detail.id)
+            if path and can_render_pages(detail.format):
+                self._load_page(path, self.page)
+                return
         if preview != self._preview_path:
             self._set_image(None, preview)
-            if preview is not None:
+            if preview is not None and self.library is not None:
                 self._load_preview(self.library.root / preview, preview)
+
+    def _show_words(self) -> None:
+        """The shown page's word boxes over the preview, the search's words filled."""
+        page = next((p for p in self.pages if p.page == self.page), None)
+        if page is None or not page.words or not page.width or not page.height:
+            self.preview.set_words([], [], None)
+        else:
+            frame, boxes = stored_frame_boxes(page)
+            spans = highlight_spans(page.text, self.search_terms)
+            self.preview.set_words(boxes, marked_words(page, spans), frame)
+        objects = bool(self.enrichment and self.enrichment.detections)
+        words = self.preview.has_words()
+        self.show_objects.setText(
+            "Show boxes" if objects and words else "Show word boxes" if words else "Show objects"
+        )
+        self.show_objects.setVisible(objects or words)
+
+    def show_page(self, page: int) -> None:
+        """Show page `page` (0-based) of the item in the preview, with its word boxes."""
+        if page == self.page or self.detail is None:
+            return
+        self.page = page
+        self._show_words()
+        if self.text_view is not None:
+            self.text_view.set_current(page)
+        self._show_page_image(self.detail)
 
     def _load_preview(self, path: Path, key: str) -> None:
         def read() -> QImage:
@@ -185,6 +258,22 @@ class DetailPane(QWidget):
                 self._set_image(image, key)
 
         run_in_thread(read, done)
+
+    def _load_page(self, path: str, page: int) -> None:
+        key = f"{path}#page={page + 1}"
+        if key == self._preview_path:
+            return
+        self._set_image(None, key)
+
+        def done(image: QImage) -> None:
+            if key == self._preview_path:
+                self._set_image(image, key)
+
+        def failed(exc: BaseException) -> None:
+            if key == self._preview_path:
+                self.preview.set_placeholder(f"This page cannot be drawn: {exc}")
+
+        run_in_thread(lambda: read_page_image(path, page), done, failed)
 
     def _set_image(self, image: QImage | None, key: str | None) -> None:
         self._image = image
@@ -231,6 +320,16 @@ class DetailPane(QWidget):
         error_colour = "#f87171" if is_dark(self.palette()) else "#b91c1c"
 
         self.tags_view = self.objects_view = None
+        self.text_view = self.matched = None
+        hit = self.search_hits.get(detail.id)
+        if hit is not None and hit.why:
+            self.matched = QLabel(f"Matched: {why_html(hit.why)}")
+            self.matched.setObjectName("matchedReason")
+            self.matched.setTextFormat(Qt.TextFormat.RichText)
+            self.matched.setWordWrap(True)
+            self.matched.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.matched.setContentsMargins(0, 8, 0, 0)
+            layout.addWidget(self.matched)
         found = self.enrichment
         if found is not None and found.tags:
             layout.addWidget(_section("Tags"))
@@ -241,6 +340,15 @@ class DetailPane(QWidget):
             self.objects_view = ObjectsView(found.detections)
             self.objects_view.hovered.connect(self.preview.set_highlight)
             layout.addWidget(self.objects_view)
+        if self.pages:
+            layout.addWidget(_section("Text"))
+            pdf = can_render_pages(detail.format)
+            showable = [p.page for p in self.pages if p.page == 0 or pdf]
+            self.text_view = PageTextView(
+                self.pages, self.search_terms, current=self.page, showable=showable
+            )
+            self.text_view.pageRequested.connect(self.show_page)
+            layout.addWidget(self.text_view)
 
         layout.addWidget(_section("Details"))
         form = QFormLayout()

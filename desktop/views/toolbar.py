@@ -1,31 +1,31 @@
-"""The main toolbar: Import on the left; the grid's filters on the right.
+"""The main toolbar: Import on the left; the search box and the grid's filters on the right.
 
-`queryChanged` fires when the filter changes (typing settles for 200 ms first);
-`query()` is what the grid should show. New search controls go here.
+`queryChanged` fires when a filter box changes; `query()` is what the grid should
+show. The search box (`desktop.views.search_box`) says `searchTyped` once typing
+settles (200 ms), `searchSubmitted` on Return, and its Filter menu `filterPicked`.
 """
 
 from __future__ import annotations
 
 from desktop.qt import (
     QComboBox,
-    QLineEdit,
     QSizePolicy,
     Qt,
-    QTimer,
     QToolBar,
     QToolButton,
     QWidget,
     Signal,
 )
+from desktop.views.search_box import FilterButton, SearchBox
 from engine import browse
 from engine.browse import BrowseQuery
-
-TYPING_MS = 200
 
 
 class MainToolBar(QToolBar):
     queryChanged = Signal()
+    searchTyped = Signal()  # typing in the search box settled
     searchSubmitted = Signal()  # Return in the search box
+    filterPicked = Signal(str, str)  # the Filter menu: key, value
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Main", parent)
@@ -41,18 +41,13 @@ class MainToolBar(QToolBar):
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.addWidget(spacer)
 
-        self._typing = QTimer(self)
-        self._typing.setSingleShot(True)
-        self._typing.setInterval(TYPING_MS)
-        self._typing.timeout.connect(self._changed)
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("Filter by name  (Ctrl+F)")
-        self.search.setClearButtonEnabled(True)
-        self.search.setMinimumWidth(220)
-        self.search.setAccessibleName("Filter by name")
-        self.search.textChanged.connect(lambda _t: self._typing.start())
-        self.search.returnPressed.connect(self.searchSubmitted)
+        self.search = SearchBox()
+        self.search.typed.connect(self.searchTyped)
+        self.search.submitted.connect(self.searchSubmitted)
         self.addWidget(self.search)
+        self.filter_button = FilterButton()
+        self.filter_button.filterPicked.connect(self.filterPicked)
+        self.addWidget(self.filter_button)
 
         self.kind_box = self._combo(browse.KINDS, "Kind")
         self.state_box = self._combo(browse.STATE_FILTERS, "State")
@@ -74,17 +69,15 @@ class MainToolBar(QToolBar):
         return box
 
     def _changed(self) -> None:
-        self._typing.stop()
         self.queryChanged.emit()
 
     def query(self) -> BrowseQuery:
+        """The library's list (the search box searches instead of filtering it)."""
         return BrowseQuery(
             sort=self.sort_box.currentData() or "added",
             kind=self.kind_box.currentData() or "",
             state=self.state_box.currentData() or "all",
-            text=self.search.text(),
         )
 
     def focus_search(self) -> None:
-        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
-        self.search.selectAll()
+        self.search.focus_and_select()
