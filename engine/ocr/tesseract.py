@@ -376,6 +376,7 @@ def read_enlarged_if_better(
     psm: int = 3,
     dpi: float | None = None,
     always: bool = False,
+    unsure: bool = True,
 ) -> PageText:
     """`first` (a reading of `grey` at its size), or a second reading of it enlarged ×2
     when that reads better (`quality`).
@@ -385,19 +386,22 @@ def read_enlarged_if_better(
     11 px up enlarging changes nothing), when next to nothing was read on an image
     small enough that text in it may be tiny, and with `always` (phone photos of
     pages, 1280 px: keeping the better of the two readings misses 11% of the words
-    instead of 14% as they are and 13% enlarged)."""
-    scale = _enlargement(first, grey.width * grey.height, always)
+    instead of 14% as they are and 13% enlarged). `unsure` False leaves out the
+    nothing-read case (a page not yet known to be upright reads as little)."""
+    scale = _enlargement(first, grey.width * grey.height, always, unsure)
     if scale is None:
         return first
     second = read_grey(grey, first.lang, deadline, control, psm=psm, dpi=dpi, scale=scale)
     return second if quality(second) > quality(first) else first
 
 
-def _enlargement(page: PageText, pixels: int, always: bool) -> float | None:
+def _enlargement(page: PageText, pixels: int, always: bool, unsure: bool) -> float | None:
     height = median_word_height(page)
     if always or (height is not None and height < SMALL_TEXT_PX):
         scale = min(UPSCALE, (MAX_OCR_PIXELS / max(1, pixels)) ** 0.5)
         return scale if scale >= 1.25 else None
+    if not unsure:
+        return None
     if (height is None or poorly_read(page)) and pixels * UPSCALE**2 <= UNSURE_MAX_PIXELS:
         return UPSCALE  # tiny text may read as nothing, or as large-boxed garbage
     return None
