@@ -132,16 +132,17 @@ def compare_rotations(
     words; `--psm 6`, a single block, which reads only horizontal lines), and its margin
     over the runner-up (0-100). `scale` enlarges the crop (small text)."""
     sample = _sample(grey)
-    scores: list[tuple[float, int]] = []
+    scores: list[tuple[float, bool, int]] = []
     for rotation in candidates:
         turned = rotate_clockwise(sample, rotation)
         page = read_grey(turned, lang, deadline, control, psm=6, scale=scale)
-        scores.append((quality(page), rotation))
+        scores.append((quality(page), rotation == 0, rotation))  # ties: as it is
     scores.sort(reverse=True)
-    best, rotation = scores[0]
+    best, _, rotation = scores[0]
+    if best <= 0:
+        return 0, 0.0  # nothing readable whichever way up
     runner_up = scores[1][0] if len(scores) > 1 else 0.0
-    margin = 100.0 * (best - runner_up) / best if best > 0 else 0.0
-    return rotation, margin
+    return rotation, 100.0 * (best - runner_up) / best
 
 
 def detect_orientation(
@@ -220,6 +221,7 @@ def read_upright(
         )
 
     first = reading(0)
+    enlarged = False  # enlarged for its small text already, or no help
     axis, good = _axis(first), not poorly_read(first)
     if good and axis == "wide":
         return _done(first, 0, "upright")
@@ -233,6 +235,9 @@ def read_upright(
     else:
         # Too few words to tell: tiny text, perhaps, read as nothing. Enlarged first.
         first = read_enlarged_if_better(first, grey, deadline, control, dpi=dpi)
+        enlarged = True
+        if not first.words:
+            return _done(first, 0, "none")  # no text (the photo gate let it through)
         if not poorly_read(first) and _axis(first) == "wide":
             return _done(first, 0, "upright")
         height = median_word_height(first)
@@ -253,7 +258,8 @@ def read_upright(
             best, best_rotation = page, rotation
         if not poorly_read(best) and _axis(best) == "wide":
             break
-    if poorly_read(best) or (best_rotation == 0 and _axis(best) == "tall"):
+    tried = best_rotation == 0 and enlarged
+    if not tried and (poorly_read(best) or (best_rotation == 0 and _axis(best) == "tall")):
         # Still poor: perhaps tiny text after all.
         best = read_enlarged_if_better(
             best, rotate_clockwise(grey, best_rotation), deadline, control, dpi=dpi

@@ -89,6 +89,12 @@ def require_tesseract() -> str:
     """The tesseract program, or WaitingError saying how to install it."""
     cmd = find_tesseract()
     if cmd is None:
+        override = os.environ.get(TESSERACT_ENV, "").strip()
+        if override:
+            raise WaitingError(
+                f"{TESSERACT_ENV} is set to {override!r}, which is not a program that can "
+                f"be run. {INSTALL_HINT}"
+            )
         raise WaitingError(INSTALL_HINT)
     return cmd
 

@@ -43,8 +43,9 @@ class PageText:
     `source` is "text-layer" (a PDF's own text) or "ocr"; `lang` the tesseract
     languages it was read with ("" for a text layer). `orientation` says how the
     rotation was found: "upright" (read well as it was), "lines" (sideways lines
-    read in the first pass), "osd" (tesseract's orientation detection), "compare"
-    (recognition compared at candidate rotations), "" (not looked for)."""
+    read in the first pass), "reread" (read again at the turn the first reading's
+    lines left), "osd" (tesseract's orientation detection), "compare" (recognition
+    compared at each rotation), "none" (no text found), "" (not looked for)."""
 
     text: str
     confidence: float | None

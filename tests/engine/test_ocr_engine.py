@@ -213,6 +213,20 @@ def test_an_osd_answer_that_reads_worse_is_not_taken(monkeypatch: pytest.MonkeyP
     assert cer("\n".join(lines), page.text) < 0.02
 
 
+def test_a_page_without_text_costs_little(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs: list[list[str]] = []
+
+    def counting(args: Sequence[str], *a: Any, **kw: Any) -> subprocess.CompletedProcess[bytes]:
+        runs.append(list(args))
+        return run_controlled(args, *a, **kw)
+
+    monkeypatch.setattr("engine.ocr.tesseract.run_controlled", counting)
+    page = read_upright(Image.new("L", (1200, 800), 255), "eng", timeout_s=60)
+    assert (page.text, page.words, page.rotation, page.orientation) == ("", [], 0, "none")
+    assert page.confidence is None
+    assert len(runs) == 2  # as it is, and enlarged (tiny text may read as nothing)
+
+
 def test_rotate_clockwise_matches_the_corpus_turns() -> None:
     img = render_lines(["Invoice 4711"], size_pt=11)
     for turn in (90, 180, 270):
@@ -346,7 +360,8 @@ def test_cancel_kills_tesseract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_missing_tesseract_waits_with_the_install_hint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(TESSERACT_ENV, str(tmp_path / "no-such-tesseract"))
+    monkeypatch.delenv(TESSERACT_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no tesseract on it
     assert find_tesseract() is None
     for call in (
         lambda: read_image(render_lines(["x"]), "eng", timeout_s=5),
@@ -357,10 +372,12 @@ def test_missing_tesseract_waits_with_the_install_hint(
         with pytest.raises(WaitingError) as info:
             call()
         assert str(info.value) == INSTALL_HINT
-    assert (
-        "sudo apt install tesseract-ocr" in INSTALL_HINT
-        and "brew install tesseract" in INSTALL_HINT
-    )
+    assert "sudo apt install tesseract-ocr" in INSTALL_HINT
+    assert "brew install tesseract" in INSTALL_HINT
+    monkeypatch.setenv(TESSERACT_ENV, str(tmp_path / "no-such-tesseract"))
+    with pytest.raises(WaitingError) as info:
+        read_image(render_lines(["x"]), "eng", timeout_s=5)
+    assert "no-such-tesseract" in str(info.value) and INSTALL_HINT in str(info.value)
 
 
 def test_installed_languages() -> None:
