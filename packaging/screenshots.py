@@ -6,7 +6,12 @@ broken files) and saves:
 
 - `main-window-importing.png`: the main window mid-import (grid badges, imports list);
 - `jobs-panel.png`: the jobs panel after the import, a failed file and its reason;
-- `detail-view.png`: the detail view of one photo.
+- `detail-view.png`: the detail view of one photo;
+- `search.png`: a search over a second library of scanned and PDF paperwork (read by
+  OCR, indexed by the text model): ranked results with their reasons, a filter chip,
+  and the detail pane's page text and word boxes.
+
+`--scenes search` makes only the last one (it needs tesseract and the MiniLM wheel).
 
 With no display it starts its own Xvfb (`make screenshots` installs it); with neither
 it falls back to Qt's offscreen platform.
@@ -36,6 +41,8 @@ if str(REPO) not in sys.path:
 PHOTOS = 240
 SIZE = (2400, 1600)
 WINDOW = (1440, 900)
+PAPERS = 18  # documents in the search scene's library
+SEARCH = "invoice kind:document"
 
 
 # -- a display ---------------------------------------------------------------------------
@@ -159,6 +166,36 @@ def make_folder(root: Path, count: int) -> Path:
     return folder
 
 
+def make_paperwork(root: Path, photos: int = 12) -> Path:
+    """Letters, bills and receipts: scanned PDFs (read by OCR) and PDFs with a text
+    layer, from the test corpus's generator; and a few photos."""
+    from tests.doccorpus import (
+        doc_pages,
+        make_documents,
+        render_doc,
+        write_scanned_pdf,
+        write_text_pdf,
+    )
+
+    folder = root / "Paperwork"
+    folder.mkdir(parents=True)
+    names: set[str] = set()
+    for i, doc in enumerate(make_documents(PAPERS, seed=14)):
+        stem = f"{doc.kind.replace('_', '-')}-{doc.fact('topic', str(i)).replace(' ', '-')}"
+        while stem in names:
+            stem += "-2"
+        names.add(stem)
+        if i % 4 == 3:
+            write_text_pdf(folder / f"{stem}.pdf", doc_pages(doc), title=doc.title)
+        else:
+            write_scanned_pdf(folder / f"{stem}.pdf", render_doc(doc))
+    pictures = folder / "Photos"
+    pictures.mkdir()
+    for i in range(photos):
+        landscape(SIZE, seed=5000 + i).save(pictures / f"IMG_{3000 + i}.jpg", quality=85)  # type: ignore[attr-defined]
+    return folder
+
+
 # -- the app -----------------------------------------------------------------------------
 
 
@@ -172,12 +209,91 @@ async def wait_for(
         await asyncio.sleep(step)
 
 
-async def shoot(out: Path, work: Path, count: int) -> list[Path]:
+def _saver(out: Path, saved: list[Path]) -> Callable[[str, object], None]:
+    def save(name: str, widget: object) -> None:
+        path = out / name
+        pixmap = widget.grab()  # type: ignore[attr-defined]
+        if not pixmap.save(str(path)):
+            raise RuntimeError(f"could not write {path}")
+        saved.append(path)
+        print(f"screenshots: {path} ({pixmap.width()}x{pixmap.height()})", flush=True)
+
+    return save
+
+
+def _host_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+async def shoot_search(out: Path, work: Path) -> list[Path]:
+    """A library of paperwork, read and indexed by a real worker host, then searched."""
+    from desktop import actions
+    from desktop.mainwindow import MainWindow
+    from desktop.qt import QApplication, QCursor, QPoint, QSettings
+    from engine.config import DEFAULT_TEXT_MODEL
+    from engine.library import Library
+
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    t = time.monotonic()
+    folder = make_paperwork(work)
+    print(f"screenshots: {PAPERS} documents written in {time.monotonic() - t:.1f}s", flush=True)
+    lib_dir = work / "Home Paperwork"
+    with Library(lib_dir) as lib:
+        lib.settings.workers.import_ = 4
+        lib.settings.models.embed = ""  # no CLIP weights needed: documents by their text
+        lib.settings.models.detect = ""
+        lib.settings.models.text = DEFAULT_TEXT_MODEL
+        lib.settings.ocr.enabled = True
+        lib.settings.ocr.photos = "auto"  # the landscapes show no text: not read
+        lib.save_settings()
+    state = QSettings(str(work / "search-window.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(lib_dir, state=state, host_env=_host_env())
+    window.resize(*WINDOW)
+    window.splitter.setSizes([230, 730, 480])
+    window.show()
+    window.raise_()
+    QCursor.setPos(QPoint(WINDOW[0] + 200, WINDOW[1] + 200))
+    await asyncio.sleep(1.0)
+    library = window.library
+    assert library is not None
+    saved: list[Path] = []
+    save = _saver(out, saved)
+
+    op = window.import_paths([str(folder)])
+    assert op is not None
+    await wait_for(lambda: op.finished, 300, what="the paperwork import")
+    await wait_for(lambda: not library.has_pending_work(), 600, what="OCR and text indexing")
+    window.poll()
+
+    window.search.setFocus()
+    window.search.setText(SEARCH)
+    actions.search(window)
+    search = window.search_state
+    await wait_for(lambda: search.shown is not None, 60, what="the search")
+    window.grid.setFocus()
+    window.grid.setCurrentIndex(window.grid_model.index(0, 0))
+    window.open_detail()
+    await wait_for(window.detail.preview.has_image, 30, what="the page preview")
+    await asyncio.sleep(0.5)  # thumbnails of the visible cells load
+    window.poll()
+    app.processEvents()
+    save("search.png", window)
+    window.close()
+    window.close_library()
+    return saved
+
+
+async def shoot(out: Path, work: Path, count: int, scenes: str = "all") -> list[Path]:
     from desktop.itemmodels.grid import RowRole
     from desktop.mainwindow import MainWindow
     from desktop.qt import QAbstractItemView, QApplication, QCursor, QPoint, QSettings, Qt
     from engine.library import Library
 
+    if scenes == "search":
+        return await shoot_search(out, work)
     app = QApplication.instance()
     assert isinstance(app, QApplication)
     t = time.monotonic()
@@ -189,9 +305,7 @@ async def shoot(out: Path, work: Path, count: int) -> list[Path]:
         lib.settings.workers.import_ = 2
         lib.save_settings()
     state = QSettings(str(work / "window.ini"), QSettings.Format.IniFormat)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    window = MainWindow(lib_dir, state=state, host_env=env)
+    window = MainWindow(lib_dir, state=state, host_env=_host_env())
     window.resize(*WINDOW)
     window.show()
     window.raise_()
@@ -200,14 +314,7 @@ async def shoot(out: Path, work: Path, count: int) -> list[Path]:
     library = window.library
     assert library is not None
     saved: list[Path] = []
-
-    def save(name: str, widget: object) -> None:
-        path = out / name
-        pixmap = widget.grab()  # type: ignore[attr-defined]
-        if not pixmap.save(str(path)):
-            raise RuntimeError(f"could not write {path}")
-        saved.append(path)
-        print(f"screenshots: {path} ({pixmap.width()}x{pixmap.height()})", flush=True)
+    save = _saver(out, saved)
 
     # 1. Mid-import: some thumbnails done, others queued or being worked on.
     op = window.import_paths([str(folder)])
@@ -265,6 +372,8 @@ async def shoot(out: Path, work: Path, count: int) -> list[Path]:
 
     window.close()
     window.close_library()
+    if scenes == "all":
+        saved += await shoot_search(out, work)
     return saved
 
 
@@ -272,6 +381,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, nargs="?", default=REPO / "docs" / "screenshots")
     parser.add_argument("--count", type=int, default=PHOTOS, help="photos to import (≥ 200)")
+    parser.add_argument(
+        "--scenes", choices=("all", "search"), default="all", help="which screenshots to make"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with display() as where, tempfile.TemporaryDirectory(prefix="shoebox-shots-") as tmp:
@@ -284,7 +396,7 @@ def main() -> int:
         app = make_app(["shoebox"])
         app.setQuitOnLastWindowClosed(False)
         with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
-            saved = runner.run(shoot(args.out.resolve(), Path(tmp), args.count))
+            saved = runner.run(shoot(args.out.resolve(), Path(tmp), args.count, args.scenes))
     print(f"screenshots: {len(saved)} saved under {args.out}", flush=True)
     return 0
 

@@ -169,9 +169,9 @@ class SearchBar(QFrame):
     def show_notes(self, notes: Sequence[str]) -> None:
         """What could not be searched, small and muted (the full text on hover)."""
         text = " · ".join(notes)
-        self.notes.setText(f"ⓘ {text}" if text else "")
+        self.notes.setText(text)
         self.notes.setToolTip("\n".join(notes))
-        self.notes.setStyleSheet(f"color: {self._muted()}; font-size: small;")
+        self.notes.setStyleSheet(f"color: {self._muted()}; font-style: italic;")
         self.notes.setVisible(bool(notes))
 
     def show_reason(self, name: str, why: str | None) -> None:
