@@ -20,11 +20,14 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import PermanentError
-from engine.ocr.types import PageText, Word
+from engine.ocr.orientation import read_upright
+from engine.ocr.types import PageText, PageTimeout, Word
 from engine.pipeline.media import PDFIUM_LOCK, translate_os_error
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from engine.jobs.control import JobControl
 
 __all__ = [
     "MAX_RENDER_PIXELS",
@@ -32,6 +35,7 @@ __all__ = [
     "RENDER_DPI",
     "page_text_layer",
     "pdf_pages",
+    "read_pdf_page",
     "render_page",
     "rendered_dpi",
 ]
@@ -164,6 +168,29 @@ def page_text_layer(path: str, index: int, *, dpi: float = RENDER_DPI) -> PageTe
         source="text-layer",
         lang="",
     )
+
+
+def read_pdf_page(
+    path: str,
+    index: int,
+    lang: str,
+    *,
+    timeout_s: float,
+    control: JobControl | None = None,
+) -> PageText:
+    """Page `index`'s text: its text layer when it has one, else the page rendered at
+    RENDER_DPI and read upright. A page past its time limit raises PageTimeout naming
+    the page ("OCR timed out after 120 s on page 3.")."""
+    layer = page_text_layer(path, index)
+    if layer is not None:
+        return layer
+    image = render_page(path, index)
+    try:
+        return read_upright(
+            image, lang, timeout_s=timeout_s, control=control, dpi=rendered_dpi(image)
+        )
+    except PageTimeout as exc:
+        raise exc.on_page(index + 1) from exc
 
 
 Box = tuple[float, float, float, float]

@@ -28,7 +28,7 @@ from engine.jobs.subprocesses import run_controlled
 from engine.ocr import orientation, tesseract
 from engine.ocr.languages import apt_package, resolve_languages, system_language
 from engine.ocr.orientation import detect_orientation, read_upright, rotate_clockwise
-from engine.ocr.pdf import page_text_layer, pdf_pages, render_page, rendered_dpi
+from engine.ocr.pdf import page_text_layer, pdf_pages, read_pdf_page, render_page, rendered_dpi
 from engine.ocr.tesseract import (
     INSTALL_HINT,
     TESSERACT_ENV,
@@ -443,6 +443,7 @@ def test_a_text_layer_is_taken_as_it_is(tmp_path: Path, monkeypatch: pytest.Monk
     assert pdf_pages(str(path)) == 2
     page = page_text_layer(str(path), 0)
     assert page is not None
+    assert read_pdf_page(str(path), 0, "eng", timeout_s=60) == page
     assert page.text.split("\n")[:3] == lines
     assert (page.source, page.confidence, page.rotation) == ("text-layer", None, 0)
     image = render_page(str(path), 0)
@@ -458,11 +459,22 @@ def test_a_text_layer_is_taken_as_it_is(tmp_path: Path, monkeypatch: pytest.Monk
     assert page_text_layer(str(path), 1) is None  # "Page 2": too little text to trust
 
 
-def test_a_scanned_page_has_no_text_layer_and_renders_at_300_dpi(tmp_path: Path) -> None:
-    scan = render_lines(lines_for(3, 5), size_pt=11)
+def test_a_scanned_page_has_no_text_layer_and_renders_at_300_dpi(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = lines_for(3, 5)
+    scan = render_lines(lines, size_pt=11)
     path = tmp_path / "scan.pdf"
-    write_scanned_pdf(path, [scan], dpi=300)
+    write_scanned_pdf(path, [scan, rotate_page(scan, 180)], dpi=300)
     assert page_text_layer(str(path), 0) is None
+    second = read_pdf_page(str(path), 1, "eng", timeout_s=60)
+    assert (second.source, second.rotation) == ("ocr", 180)
+    assert cer("\n".join(lines), second.text) < 0.02
+    script, _ = _fake_tesseract(tmp_path)
+    monkeypatch.setenv(TESSERACT_ENV, str(script))
+    with pytest.raises(PageTimeout, match=r"^OCR timed out after 1 s on page 2\.$"):
+        read_pdf_page(str(path), 1, "eng", timeout_s=1)
+    monkeypatch.delenv(TESSERACT_ENV)
     image = render_page(str(path), 0, dpi=300)
     assert abs(image.width - scan.width) <= 1 and abs(image.height - scan.height) <= 1
     capped = render_page(str(path), 0, dpi=300, max_pixels=200_000)
