@@ -129,9 +129,6 @@ class OcrStage(ItemStage):
                 timeout_s=self.page_timeout_s,
                 control=ctx.control,
                 dpi=rendered_dpi(image),
-                # A photographed page's letters are often small: reading it enlarged
-                # too and keeping the better misses 11% of words instead of 14%.
-                try_enlarged=item.kind == "photo",
             )
         except PageTimeout as exc:
             raise exc.on_page(1) from None
