@@ -56,6 +56,10 @@ bench: sysdeps-test $(STAMP)
 	$(PY) bench/similar_latency.py
 	$(PY) bench/retag.py
 	$(PY) bench/import_gpu.py
+	$(PY) bench/ocr_speed.py
+	$(PY) bench/ocr_gate.py
+	$(PY) bench/search_quality.py
+	$(PY) bench/search_latency.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
