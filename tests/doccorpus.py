@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 __all__ = [
     "DOC_KINDS",
@@ -36,6 +36,7 @@ __all__ = [
     "Query",
     "doc_pages",
     "make_documents",
+    "make_gate_set",
     "make_queries",
     "make_text_free_photos",
     "photograph",
@@ -1437,8 +1438,9 @@ def _fractal(
 
 def _lerp_rgb(t: _Array, a: Sequence[int], b: Sequence[int]) -> _Array:
     """Colour per pixel between ``a`` (t=0) and ``b`` (t=1): an (h, w, 3) float array."""
-    ca, cb = np.array(a, np.float32), np.array(b, np.float32)
-    return ca + (cb - ca) * t[..., None]
+    level = Image.fromarray(np.clip(t * 255 + 0.5, 0, 255).astype(np.uint8), "L")
+    ca, cb = (int(a[0]), int(a[1]), int(a[2])), (int(b[0]), int(b[1]), int(b[2]))
+    return np.asarray(ImageOps.colorize(level, black=ca, white=cb), np.float32)
 
 
 def _to_img(rgb: _Array) -> Image.Image:
@@ -1446,10 +1448,13 @@ def _to_img(rgb: _Array) -> Image.Image:
 
 
 def _jitter(c: tuple[int, int, int], rng: random.Random, d: int = 18) -> tuple[int, int, int]:
+    """``c`` with each channel moved by up to +-d (one draw from ``rng`` for all three)."""
+    bits = rng.getrandbits(30)
+    span = 2 * d + 1
     return (
-        max(0, min(255, c[0] + rng.randint(-d, d))),
-        max(0, min(255, c[1] + rng.randint(-d, d))),
-        max(0, min(255, c[2] + rng.randint(-d, d))),
+        max(0, min(255, c[0] - d + (bits & 1023) * span // 1024)),
+        max(0, min(255, c[1] - d + (bits >> 10 & 1023) * span // 1024)),
+        max(0, min(255, c[2] - d + (bits >> 20) * span // 1024)),
     )
 
 
@@ -1525,7 +1530,7 @@ def _camera(img: Image.Image, rng: random.Random, *, light: bool = True) -> Imag
     """What a phone camera adds: uneven light and shadow, slight blur, sensor noise, JPEG."""
     w, h = img.size
     g = _np(rng)
-    rgb = np.asarray(img.convert("RGB"), np.float32)
+    out = img.convert("RGB")
     if light:  # computed on a coarse grid (light varies slowly), then upsampled
         gw, gh = max(2, w // 16), max(2, h // 16)
         ang = rng.uniform(0, 2 * math.pi)
@@ -1538,21 +1543,26 @@ def _camera(img: Image.Image, rng: random.Random, *, light: bool = True) -> Imag
             rad = rng.uniform(0.3, 0.9)
             d2 = ((xx - cx) ** 2 + (yy - cy) ** 2) / rad**2
             gain = gain - rng.uniform(0.15, 0.4) * np.exp(-d2 * 2.0)
-        gain = np.clip(gain * rng.uniform(0.9, 1.08), 0.3, 1.1).astype(np.float32)
-        full = Image.fromarray(gain, "F").resize((w, h), Image.Resampling.BILINEAR)
-        rgb *= np.asarray(full, np.float32)[..., None]
-    # Optics: a separable 3-tap blur of random strength.
-    a = np.float32(rng.uniform(0.08, 0.3))
-    rgb[:, 1:-1] = rgb[:, 1:-1] * (1 - 2 * a) + (rgb[:, :-2] + rgb[:, 2:]) * a
-    rgb[1:-1] = rgb[1:-1] * (1 - 2 * a) + (rgb[:-2] + rgb[2:]) * a
+        gain = np.clip(gain * rng.uniform(0.9, 1.0), 0.3, 1.0) * 255 + 0.5
+        small = Image.fromarray(gain.astype(np.uint8), "L").resize(
+            (w, h), Image.Resampling.BILINEAR
+        )
+        out = ImageChops.multiply(out, Image.merge("RGB", (small, small, small)))
+    arr = np.asarray(out, np.int16)
+    # Optics: a separable 3-tap blur (k, 16 - 2k, k) / 16 of random strength.
+    k = rng.randint(1, 5)
+    arr = arr.copy()
+    arr[:, 1:-1] = (arr[:, 1:-1] * (16 - 2 * k) + (arr[:, :-2] + arr[:, 2:]) * k + 8) >> 4
+    arr[1:-1] = (arr[1:-1] * (16 - 2 * k) + (arr[:-2] + arr[2:]) * k + 8) >> 4
     # Sensor: luminance noise (sum of two uniforms, close to gaussian), sigma 2-7.
     n = g.integers(0, 256, (h, w), dtype=np.uint8).astype(np.int16)
     n += g.integers(0, 256, (h, w), dtype=np.uint8)
-    noise = (n.astype(np.float32) - 255.0) * np.float32(rng.uniform(2.0, 7.0) / 104.0)
-    rgb += noise[..., None]
-    out = _to_img(rgb)
+    n -= 255
+    scale = round(rng.uniform(2.0, 7.0) / 104.0 * 256)
+    arr += ((n * scale + 128) >> 8)[..., None]
+    noisy = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
     buf = io.BytesIO()
-    out.save(buf, "JPEG", quality=rng.randint(60, 90))
+    noisy.save(buf, "JPEG", quality=rng.randint(60, 90))
     buf.seek(0)
     with Image.open(buf) as jpg:
         return jpg.convert("RGB")
@@ -1608,7 +1618,7 @@ def photograph(
     small = ImageOps.colorize(small, black=ink, white=paper)
     sw, sh = small.size
     coeffs = _perspective_coeffs(dst, [(0, 0), (sw, 0), (sw, sh), (0, sh)])
-    warped = small.transform(size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BICUBIC)
+    warped = small.transform(size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR)
     mask = Image.new("L", small.size, 255).transform(
         size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR
     )
@@ -1655,9 +1665,8 @@ def _ridge(
 
 
 def _paint_below(rgb: _Array, ridge: npt.NDArray[np.float64], colour: _Array) -> None:
-    h = rgb.shape[0]
-    mask = np.arange(h)[:, None] >= ridge[None, :]
-    rgb[mask] = colour[mask]
+    mask = np.arange(rgb.shape[0])[:, None] >= ridge[None, :]
+    np.copyto(rgb, colour, where=np.repeat(mask[..., None], 3, axis=2))
 
 
 def _foliage(
@@ -1722,7 +1731,10 @@ def _scene_portrait(w: int, h: int, rng: random.Random) -> Image.Image:
     for _ in range(rng.randint(5, 25)):  # out-of-focus lights and shapes
         x, y, r = rng.randrange(w), rng.randrange(h), rng.randint(10, 90)
         d.ellipse((x - r, y - r, x + r, y + r), fill=_jitter((220, 200, 150), rng, 35))
-    img = img.filter(ImageFilter.GaussianBlur(rng.uniform(8, 20)))
+    # Out of focus (blurred at a quarter of the size: it is smooth anyway).
+    small = img.resize((max(1, w // 4), max(1, h // 4)), Image.Resampling.BOX)
+    small = small.filter(ImageFilter.GaussianBlur(rng.uniform(2, 5)))
+    img = small.resize((w, h), Image.Resampling.BILINEAR)
     d = ImageDraw.Draw(img)
     cx, cy = w * rng.uniform(0.35, 0.65), h * rng.uniform(0.35, 0.5)
     fr = min(w, h) * rng.uniform(0.14, 0.24)
@@ -2003,6 +2015,92 @@ def _scene_forest(w: int, h: int, rng: random.Random) -> Image.Image:
     return img
 
 
+def _scene_branches(w: int, h: int, rng: random.Random) -> Image.Image:
+    """A bare winter tree and overhead wires against the sky: thin dark strokes on a flat
+    background, the classic false alarm of text detectors."""
+    g = _np(rng)
+    img = _to_img(_sky(w, h, rng, g))
+    d = ImageDraw.Draw(img)
+    bark = _jitter((45, 38, 32), rng, 12)
+
+    def branch(x: float, y: float, ang: float, length: float, width: float, depth: int) -> None:
+        x2, y2 = x + length * math.cos(ang), y - length * math.sin(ang)
+        d.line((x, y, x2, y2), fill=bark, width=max(1, round(width)))
+        if depth == 0 or length < 6:
+            return
+        for _ in range(rng.choice((2, 2, 3))):
+            branch(
+                x2,
+                y2,
+                ang + rng.uniform(-0.7, 0.7),
+                length * rng.uniform(0.6, 0.8),
+                width * 0.68,
+                depth - 1,
+            )
+
+    for _ in range(rng.randint(1, 3)):
+        branch(
+            rng.uniform(0, w),
+            h,
+            math.pi / 2 + rng.uniform(-0.2, 0.2),
+            h * rng.uniform(0.2, 0.35),
+            rng.uniform(10, 26),
+            rng.randint(7, 9),
+        )
+    for _ in range(rng.randint(0, 4)):  # sagging wires
+        y0, sag = rng.uniform(0, h * 0.6), rng.uniform(10, 80)
+        pts = [(x, y0 + sag * (1 - (2 * x / w - 1) ** 2)) for x in range(0, w + 40, 40)]
+        d.line(pts, fill=(30, 30, 30), width=rng.randint(1, 3))
+    return img
+
+
+def _scene_skyline(w: int, h: int, rng: random.Random) -> Image.Image:
+    """A distant city: rows of small, identical windows (and lit ones at dusk)."""
+    g = _np(rng)
+    dusk = rng.random() < 0.4
+    rgb = _sky(w, h, rng, g)
+    if dusk:
+        rgb *= np.float32(0.45)
+    img = _to_img(rgb)
+    d = ImageDraw.Draw(img)
+    ground = int(h * rng.uniform(0.7, 0.9))
+    x = -rng.randint(0, 40)
+    while x < w:
+        bw = rng.randint(w // 20, w // 7)
+        top = rng.randint(int(h * 0.25), int(h * 0.65))
+        facade = _jitter(rng.choice(((140, 135, 130), (80, 85, 95), (175, 160, 135))), rng, 25)
+        if dusk:
+            facade = tuple(int(c * 0.4) for c in facade)  # type: ignore[assignment]
+        d.rectangle((x, top, x + bw, ground), fill=facade)
+        ww, wh = rng.randint(3, 8), rng.randint(4, 10)
+        gx, gy = ww + rng.randint(2, 6), wh + rng.randint(3, 8)
+        for yy in range(top + 4, ground - wh, gy):
+            for xx in range(x + 3, x + bw - ww, gx):
+                lit = dusk and rng.random() < 0.5
+                c = _jitter((235, 210, 130), rng, 15) if lit else _jitter((40, 48, 60), rng, 12)
+                d.rectangle((xx, yy, xx + ww, yy + wh), fill=c)
+        x += bw + rng.randint(0, 12)
+    d.rectangle((0, ground, w, h), fill=_jitter((60, 62, 58), rng))
+    return img
+
+
+def _scene_fence(w: int, h: int, rng: random.Random) -> Image.Image:
+    """A picket fence or railing in front of a garden: many equal bars in a row."""
+    img = _scene_grass(w, h, rng) if rng.random() < 0.5 else _to_img(_sky(w, h, rng, _np(rng)))
+    d = ImageDraw.Draw(img)
+    paint = _jitter(rng.choice(((235, 235, 230), (40, 40, 40), (120, 80, 50))), rng, 10)
+    top, bottom = int(h * rng.uniform(0.2, 0.5)), int(h * rng.uniform(0.75, 1.0))
+    bar = rng.randint(4, 16)
+    pitch = bar + rng.randint(bar // 2 + 2, bar * 3)
+    for x in range(-rng.randint(0, pitch), w, pitch):
+        d.rectangle((x, top, x + bar, bottom), fill=paint)
+        if rng.random() < 0.5:
+            d.polygon([(x, top), (x + bar / 2, top - bar), (x + bar, top)], fill=paint)
+    for y in (top + (bottom - top) // 5, bottom - (bottom - top) // 5):
+        d.rectangle((0, y, w, y + bar // 2 + 2), fill=paint)
+    return img
+
+
 def _scene_plain(w: int, h: int, rng: random.Random) -> Image.Image:
     """Low-detail frames: a white wall, snow, fog, a sunset sky, a blank sheet of paper."""
     g = _np(rng)
@@ -2029,6 +2127,9 @@ _SCENES = (
     _scene_portrait,
     _scene_landscape,
     _scene_plain,
+    _scene_branches,
+    _scene_skyline,
+    _scene_fence,
 )
 SCENE_NAMES: tuple[str, ...] = tuple(f.__name__.removeprefix("_scene_") for f in _SCENES)
 
@@ -2036,11 +2137,13 @@ SCENE_NAMES: tuple[str, ...] = tuple(f.__name__.removeprefix("_scene_") for f in
 def make_text_free_photos(
     n: int, seed: int = 7, size: tuple[int, int] = (1600, 1200)
 ) -> list[Image.Image]:
-    """``n`` RGB photos with no text in them (scene ``i`` is :data:`SCENE_NAMES` ``[i % 14]``).
+    """``n`` RGB photos with no text in them (scene ``i`` is ``SCENE_NAMES[i % len(SCENE_NAMES)]``).
 
     Landscapes (sky, clouds, mountains, trees, water), portraits (face, hair, clothes, blurred
     background), cityscapes (window grids, no signs), close-ups of grass, gravel, fabric, bark
-    and bricks, indoor rooms (blinds, floorboards), beaches, forests and near-blank frames; all
+    and bricks, indoor rooms (blinds, floorboards), beaches, forests, bare trees and wires
+    against the sky, distant skylines (rows of identical windows), fences and near-blank
+    frames; all
     through the same camera model as :func:`photograph` (light, noise, blur, JPEG).  Many have
     fine, high-contrast texture on purpose: a naive edge detector takes them for text.
     """
@@ -2300,3 +2403,31 @@ def write_eval_library(root: Path, seed: int = 14) -> dict[str, Path]:
                 page.save(path, "PNG", dpi=(300, 300))
         out[doc.id] = path
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Photo text gate evaluation sets
+# --------------------------------------------------------------------------------------------
+
+
+def make_gate_set(
+    seed: int, n_docs: int = 30, n_photos: int = 42, size: tuple[int, int] = (1280, 960)
+) -> tuple[list[Image.Image], list[Image.Image]]:
+    """(photographed documents, text-free photos) at preview size, for the photo text gate.
+
+    Documents come from ``make_documents(seed=seed)`` (receipts and full pages alike), each
+    photographed with its own scale (the page covers 30-95% of the frame), tilt (up to 15
+    degrees; one in six is lying sideways), perspective, shadow and noise, in landscape or
+    portrait frames.  Photos come from ``make_text_free_photos(n_photos, seed=seed)``.
+    """
+    docs = make_documents(max(n_docs, 9), seed=seed)[:n_docs]
+    shots: list[Image.Image] = []
+    for i, doc in enumerate(docs):
+        rng = random.Random(f"gate:{seed}:{i}")
+        page = render_doc(doc)[0]
+        if rng.random() < 1 / 6:
+            page = rotate_page(page, rng.choice((90, 270)))
+        lo = rng.uniform(0.3, 0.6)
+        frame = size if rng.random() < 0.7 else (size[1], size[0])
+        shots.append(photograph(page, rng, size=frame, max_tilt=15.0, fill=(lo, 0.95)))
+    return shots, make_text_free_photos(n_photos, seed=seed, size=size)
