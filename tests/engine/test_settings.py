@@ -182,7 +182,11 @@ def test_no_file_means_defaults(tmp_path: Path) -> None:
 def test_round_trip_defaults(tmp_path: Path) -> None:
     save_settings(tmp_path, Settings())
     text = (tmp_path / SETTINGS_FILE).read_text(encoding="utf-8")
-    assert "[general]" in text and "[workers]" in text and f"import = {Settings().workers.import_}" in text
+    assert (
+        "[general]" in text
+        and "[workers]" in text
+        and f"import = {Settings().workers.import_}" in text
+    )
     assert "warnings" not in text
     loaded = load_settings(tmp_path)
     assert loaded == Settings() and loaded.warnings == []

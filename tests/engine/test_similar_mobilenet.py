@@ -31,7 +31,9 @@ def test_a_resized_recompressed_copy_ranks_first(
     # it, which moves texture features more than any camera photo's noise does.
     for i in range(200):
         size = (360 + 4 * (i % 10), 270)
-        _render(size, _rng("similar", i), marker=False, grain=0.0).save(src / f"img{i:03d}.jpg", quality=88)
+        _render(size, _rng("similar", i), marker=False, grain=0.0).save(
+            src / f"img{i:03d}.jpg", quality=88
+        )
     for i in ORIGINALS:  # what a phone's "share" does: smaller, harder compressed
         with Image.open(src / f"img{i:03d}.jpg") as img:
             small = img.resize((img.width * 3 // 5, img.height * 3 // 5), Image.Resampling.LANCZOS)
