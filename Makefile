@@ -54,6 +54,7 @@ bench: sysdeps-test $(STAMP)
 	$(PY) bench/reindex_scale.py
 	$(PY) bench/embed_cpu.py
 	$(PY) bench/similar_latency.py
+	$(PY) bench/search_latency.py
 	$(PY) bench/retag.py
 	$(PY) bench/import_gpu.py
 	$(PY) bench/ocr_speed.py
