@@ -19,6 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -52,6 +53,7 @@ FALLBACK_WEIGHT = 0.01
 
 # Candidates taken from each list before merging and filtering.
 FTS_CANDIDATES = 200
+FTS_RANKED_MAX = 20_000  # matches ranked by bm25 (the newest: see _fts_query)
 PASSAGE_CANDIDATES = 400
 PHOTO_CANDIDATES = 200
 FILTERED_FACTOR = 5  # with filters, vector lists look this much deeper
@@ -72,6 +74,11 @@ SOURCES = ("words", "text-meaning", "photo-meaning")
 SNIPPET_TOKENS = 12
 PASSAGE_EXCERPT_CHARS = 140
 QUERY_CACHE = 256
+# Query vectors are made on threads of their own with one torch thread each, both models
+# at once and while the full-text query runs. A query is a few tokens: a second intra-op
+# thread gains ~20% on an idle 2-core machine, and makes each encode 4-20x slower when
+# the other core is busy (the worker host embedding an import; bench/search_latency.py).
+ENCODE_THREADS = 2
 
 
 @dataclass
@@ -137,6 +144,8 @@ class Searcher:
         self._cache: OrderedDict[tuple[str, str], npt.NDArray[np.float32]] = OrderedDict()
         self._background: dict[tuple[str, str], tuple[int, npt.NDArray[np.float32]]] = {}
         self._lock = threading.RLock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: dict[tuple[str, str], Future[npt.NDArray[np.float32]]] = {}
 
     # -- encoders ------------------------------------------------------------------------
 
@@ -176,12 +185,41 @@ class Searcher:
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        model.load()
-        vector = np.asarray(model.embed_texts([text])[0], dtype=np.float32)
+        future = self._pending.pop(key, None) or self._submit(model, text)
+        vector = future.result()
         self._cache[key] = vector
         while len(self._cache) > QUERY_CACHE:
             self._cache.popitem(last=False)
         return vector
+
+    def _submit(self, model: Any, text: str) -> Future[npt.NDArray[np.float32]]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                ENCODE_THREADS, thread_name_prefix="query-encoder", initializer=_one_torch_thread
+            )
+        return self._pool.submit(_embed_one, model, text)
+
+    def _prefetch(self, conn: sqlite3.Connection, q: Query, sources: Sequence[str]) -> None:
+        """Start the query encoders whose index has vectors (not cached yet), so that
+        they run together and while the full-text query does."""
+        self._pending.clear()
+        sides = (
+            ("text", "text-meaning", self._text_encoder, self.text_indexes),
+            ("photo", "photo-meaning", self._photo_encoder, self.image_indexes),
+        )
+        for which, source, encoder, indexes in sides:
+            if source not in sources:
+                continue
+            model, _ = encoder()
+            if model is None:
+                continue
+            key = (which + "|" + str(model.spec.text), q.text)
+            if key in self._cache:
+                continue
+            index = indexes.get(str(model.spec.text))
+            index.refresh(conn)
+            if len(index):
+                self._pending[key] = self._submit(model, q.text)
 
     # -- the search ----------------------------------------------------------------------
 
@@ -218,6 +256,7 @@ class Searcher:
                 timings["total"] = _ms(started)
                 return SearchResult(q, hits, notes, timings)
             lists: list[_Ranked] = []
+            self._prefetch(conn, q, sources)
             step = time.perf_counter()
             fallback: list[_Ranked] = []
             if "words" in sources:
@@ -270,23 +309,28 @@ class Searcher:
         self, conn: sqlite3.Connection, match: str, where: str, params: list[Any]
     ) -> list[tuple[int, float, str, int | None]]:
         # bm25 weights: a word in the file name or a tag says more than one in a page.
-        sql = f"""
-            SELECT s.rowid, bm25(search_text, 6.0, 3.0, 4.0, 1.0) AS rank,
-                   snippet(search_text, 3, '[', ']', '…', {SNIPPET_TOKENS}),
-                   highlight(search_text, 0, '[', ']'),
-                   highlight(search_text, 1, '[', ']'),
-                   highlight(search_text, 2, '[', ']')
-            FROM search_text s JOIN items i ON i.id = s.rowid
-            WHERE search_text MATCH ? {where}
+        # Ranked first without the snippet and highlights (as result columns of one
+        # sorted query, SQLite makes them for every match before sorting), among the
+        # newest FTS_RANKED_MAX matches only: bm25 costs ~1.3 us a match, 0.8 s for a
+        # word that half of a 1,000,000-item library has (bench/search_latency.py).
+        ranking = f"""
+            SELECT rowid, rank FROM (
+                SELECT s.rowid AS rowid, bm25(search_text, 6.0, 3.0, 4.0, 1.0) AS rank
+                FROM search_text s JOIN items i ON i.id = s.rowid
+                WHERE search_text MATCH ? {where}
+                ORDER BY s.rowid DESC LIMIT {FTS_RANKED_MAX})
             ORDER BY rank LIMIT {FTS_CANDIDATES}"""
         try:
-            rows = conn.execute(sql, [match, *params]).fetchall()
+            ranked = [(int(r[0]), float(r[1])) for r in conn.execute(ranking, [match, *params])]
+            marked = _marked_columns(conn, match, [item for item, _ in ranked])
         except sqlite3.OperationalError as exc:  # a query FTS5 cannot parse
             log.info("FTS query %r failed: %s", match, exc)
             return []
         out: list[tuple[int, float, str, int | None]] = []
-        for r in rows:
-            body, name, folders, tags = str(r[2]), str(r[3]), str(r[4]), str(r[5])
+        for item, rank in ranked:
+            if item not in marked:
+                continue
+            body, name, folders, tags = marked[item]
             if "[" in body:
                 why = " ".join(body.split())
             elif "[" in name:
@@ -297,7 +341,7 @@ class Searcher:
                 why = "folder: " + _marked_part(folders)
             else:
                 why = "matches the words"
-            out.append((int(r[0]), -float(r[1]), why, None))
+            out.append((item, -rank, why, None))
         return out
 
     # -- meaning -------------------------------------------------------------------------
@@ -315,7 +359,9 @@ class Searcher:
             return None, None
         vector = self._encode("text", model, q.text)
         want = PASSAGE_CANDIDATES * (FILTERED_FACTOR if q.has_filters else 1)
-        found = index.search(vector, want, conn=conn)
+        # No catalog re-check: the graph's int8 scores are close enough for a floor and
+        # a rank, and re-reading 4 x want float16 rows cost 40 ms (230 with filters).
+        found = index.search(vector, want)
         floor = self._floor(conn, index, vector, "text", [s for _, s in found])
         best: dict[int, tuple[int, float]] = {}
         for key, score in found:
@@ -352,7 +398,9 @@ class Searcher:
             return None, None
         vector = self._encode("photo", model, q.text)
         want = PHOTO_CANDIDATES * (FILTERED_FACTOR if q.has_filters else 1)
-        found = index.search(vector, want, conn=conn)
+        # No catalog re-check: the graph's int8 scores are close enough for a floor and
+        # a rank, and re-reading 4 x want float16 rows cost 40 ms (230 with filters).
+        found = index.search(vector, want)
         floor = self._floor(conn, index, vector, "photo", [s for _, s in found])
         kept = [(i, s) for i, s in found if s >= floor]
         allowed = _allowed(conn, q, [i for i, _ in kept])
@@ -439,10 +487,26 @@ class Searcher:
         ]
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self.text_indexes.close()
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _one_torch_thread() -> None:
+    # torch's thread count is the process's: fine in the GUI and the CLI, where the
+    # searcher is torch's only user (the worker host, which embeds, is another process).
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _embed_one(model: Any, text: str) -> npt.NDArray[np.float32]:
+    model.load()
+    return np.asarray(model.embed_texts([text])[0], dtype=np.float32)
 
 
 def _ms(since: float) -> float:
@@ -461,6 +525,28 @@ def _flush(conn: sqlite3.Connection) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _marked_columns(
+    conn: sqlite3.Connection, match: str, ids: Sequence[int]
+) -> dict[int, tuple[str, str, str, str]]:
+    """Snippet of the body and highlighted name, folders and tags of these matches.
+
+    One scan of the match between the lowest and highest id, the ids picked by SQLite
+    (`+rowid`): given to FTS5 as `rowid IN (...)`, it would run the match again for
+    each id (~3 ms each for a prefix, 0.8 s for 200 of them)."""
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        f"""SELECT rowid, snippet(search_text, 3, '[', ']', '…', {SNIPPET_TOKENS}),
+                   highlight(search_text, 0, '[', ']'), highlight(search_text, 1, '[', ']'),
+                   highlight(search_text, 2, '[', ']')
+            FROM search_text
+            WHERE search_text MATCH ? AND rowid BETWEEN ? AND ? AND +rowid IN ({marks})""",
+        [match, min(ids), max(ids), *ids],
+    )
+    return {int(r[0]): (str(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows}
 
 
 def _marked_part(text: str) -> str:

@@ -79,6 +79,21 @@ def _photo(seed: int, size: tuple[int, int] = (200, 150)) -> Image.Image:
 # -- OpenCLIP ------------------------------------------------------------------------
 
 
+def test_text_tower_stops_at_the_last_end_of_text_token(tiny: OpenClipEmbedder) -> None:
+    """Queries are encoded up to their end-of-text token only (3x faster for a short
+    query): the vectors must be those of the whole padded context."""
+    import torch
+
+    texts = ["a cat", "a much longer description of a dog on a beach at sunset", ""]
+    tiny.load()
+    tokens = tiny._tokenizer(texts)
+    with torch.inference_mode():
+        full = tiny._model.encode_text(tokens).float()
+        trimmed = tiny._encode_text(tokens).float()
+    assert int(tokens.argmax(dim=-1).max()) + 1 < tokens.shape[1]  # the trim happened
+    np.testing.assert_allclose(trimmed.numpy(), full.numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_the_tiny_clip_embeds_images_and_texts(tiny: OpenClipEmbedder) -> None:
     assert tiny.state == "unloaded"  # creating it loads nothing
     batch = np.stack([tiny.preprocess(_photo(i)) for i in range(3)])
