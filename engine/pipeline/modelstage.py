@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -12,6 +13,8 @@ from engine.errors import TransientError, WaitingError
 from engine.pipeline.types import StageContext
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from models.base import Model
 
 M = TypeVar("M", bound="Model")
@@ -88,3 +91,20 @@ def device_batch_size(device_setting: str, configured: int, gpu: int, cpu: int) 
     from models.base import torch_device
 
     return gpu if torch_device(device_setting) == "cuda" else cpu
+
+
+class CatalogReader:
+    """A read-only catalog connection per thread, for stages that read what earlier
+    stages stored (stored vectors, page text) in `prepare`/`run_batch`."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def conn(self, library_dir: Path) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            path = library_dir / "catalog.db"
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 5000")
+            self._local.conn = conn
+        return conn

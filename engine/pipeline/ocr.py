@@ -135,9 +135,7 @@ class OcrStage(ItemStage):
         return _output([page])
 
     def _read_pdf(self, item: ItemRef, ctx: StageContext) -> OcrOutput:
-        from engine.ocr.orientation import read_upright
-        from engine.ocr.pdf import page_text_layer, pdf_pages, render_page, rendered_dpi
-        from engine.ocr.types import PageTimeout
+        from engine.ocr.pdf import pdf_pages, read_pdf_page
 
         path = existing_path(item)
         count = pdf_pages(path)
@@ -145,20 +143,15 @@ class OcrStage(ItemStage):
         for index in range(count):
             ctx.check()
             ctx.progress(index, count, f"page {index + 1} of {count}")
-            page = page_text_layer(path, index)
-            if page is None:
-                image = render_page(path, index)
-                try:
-                    page = read_upright(
-                        image,
-                        self.languages(),
-                        timeout_s=self.page_timeout_s,
-                        control=ctx.control,
-                        dpi=rendered_dpi(image),
-                    )
-                except PageTimeout as exc:
-                    raise exc.on_page(index + 1) from None
-            pages.append(page)
+            pages.append(
+                read_pdf_page(
+                    path,
+                    index,
+                    self.languages(),
+                    timeout_s=self.page_timeout_s,
+                    control=ctx.control,
+                )
+            )
         return _output(pages)
 
     # -- storing -------------------------------------------------------------------------

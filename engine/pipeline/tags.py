@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.pipeline.modelstage import ModelHolder
+from engine.pipeline.modelstage import CatalogReader, ModelHolder
 from engine.pipeline.types import ItemRef, StageContext, StageOutput, upsert_result
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class TagsStage:
         self._tagger: Any = None
         self._tagger_key = ""
         self._guard = threading.Lock()
-        self._local = threading.local()
+        self._reader = CatalogReader()
 
     def availability(self) -> str | None:
         return self.holder.availability()
@@ -136,13 +136,7 @@ class TagsStage:
         return item
 
     def _conn(self, library_dir: Path) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            path = library_dir / "catalog.db"
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 5000")
-            self._local.conn = conn
-        return conn
+        return self._reader.conn(library_dir)
 
     def run_batch(
         self, inputs: Sequence[ItemRef], ctx: StageContext

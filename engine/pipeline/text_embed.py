@@ -10,14 +10,13 @@ new text model re-indexes every document; a missing model makes the jobs wait.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import Settings
-from engine.pipeline.modelstage import ModelHolder
+from engine.pipeline.modelstage import CatalogReader, ModelHolder
 from engine.pipeline.types import ItemRef, StageContext, StageOutput, upsert_result
 
 if TYPE_CHECKING:
@@ -72,7 +71,7 @@ class TextEmbedStage:
             self.lane,
             allow_download=settings.models.download,
         )
-        self._local = threading.local()
+        self._reader = CatalogReader()
 
     def availability(self) -> str | None:
         return self.holder.availability()
@@ -81,13 +80,7 @@ class TextEmbedStage:
         return self.holder.status()
 
     def _conn(self, library_dir: Path) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            path = library_dir / "catalog.db"
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 5000")
-            self._local.conn = conn
-        return conn
+        return self._reader.conn(library_dir)
 
     def prepare(self, item: ItemRef, ctx: StageContext) -> _Prepared:
         from engine.search.textvectors import MAX_CHUNKS, Passage
