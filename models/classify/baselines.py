@@ -46,8 +46,10 @@ def nearest_centroid(data: LabelData) -> Scorer:
     return score
 
 
-def plain_logistic(data: LabelData, config: TrainConfig = TrainConfig()) -> Scorer:
-    cfg = replace(config, prior_mode="none", weak_weight=1.0, adjust_prevalence=False)
+def plain_logistic(data: LabelData, config: TrainConfig | None = None) -> Scorer:
+    cfg = replace(
+        config or TrainConfig(), prior_mode="none", weak_weight=1.0, adjust_prevalence=False
+    )
     head = train_label(data, cfg).head
     return head.logits
 

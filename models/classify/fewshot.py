@@ -89,7 +89,7 @@ class TrainConfig:
     prior_reg: float = 1e-3  # ridge on the prior scales sⱼ
     prior_mode: str = "auto"  # auto: text (if given) + centroid; text; centroid; none
     default_reg: float = 1.0  # λ when cross-validation cannot run (too few positives)
-    min_cv_positives: int = 3
+    min_cv_positives: int = 8
     ap_tolerance: float = 1e-4  # prefer the largest λ whose OOF criterion is this close to the best
     calib_reject_weight: float = 1.0  # a rejection's weight vs a weak negative in Platt
     adjust_prevalence: bool = True  # move probabilities to the library's estimated prior
@@ -542,9 +542,14 @@ def train_label(data: LabelData, config: TrainConfig = TrainConfig()) -> TrainRe
     every = np.arange(len(X))
     if (kind != 0).any():
         prob = _problem(data, X, kind, every, recipe.prior_mode, recipe.weak_weight)
-        theta = _lbfgs(
-            prob.objective(reg, recipe.prior_reg), prob.start(), config.max_iter, config.tol
-        )
+        theta = prob.start()
+        if oof or prob.P.shape[1] == 0:
+            theta = _lbfgs(
+                prob.objective(reg, recipe.prior_reg), theta, config.max_iter, config.tol
+            )
+        # else: too few positives to cross-validate: the prior itself, its standardised
+        # directions summed with equal weight (fitting their scales to one or two
+        # examples overfits)
         w, b = prob.weights(theta)
     else:  # positives only: the prior direction alone
         dirs = _directions(
