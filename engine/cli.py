@@ -426,11 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("session", type=int)
     p.set_defaults(func=cmd_cancel)
 
+    from engine.cli_labels import add_parsers as add_label_parsers
     from engine.cli_models import add_parsers
     from engine.cli_search import add_parsers as add_search_parsers
 
     add_parsers(sub, json_flag)
     add_search_parsers(sub, json_flag)
+    add_label_parsers(sub, json_flag)
     return parser
 
 

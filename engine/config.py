@@ -228,6 +228,34 @@ class OcrSettings:
     )
 
 
+_PRECISION = _Rule(float, lambda v: 0.5 <= v < 1.0, "a number from 0.5 to just under 1")
+
+
+@dataclass
+class LabelSettings:
+    """The `[labels]` table: learning the user's own categories."""
+
+    target_precision: float = _setting(
+        _PRECISION,
+        "automatic labels are applied only above a score where this share of them is "
+        "expected to be right",
+        0.95,
+    )
+    require_bound: bool = _setting(
+        _YES_NO,
+        "apply labels automatically only once the audited lower bound itself meets the "
+        "target (needs ~59 confirmed items above the threshold for 95%)",
+        False,
+    )
+    debounce_s: float = _setting(
+        _at_least(0), "train this long after the last decision (decisions in a burst train once)", 3.0
+    )
+    weak_negatives: int = _setting(
+        _whole(0), "unlabelled items sampled as weak counter-examples per training", 1000
+    )
+    review_pool: int = _setting(_whole(10), "suggestions kept in a label's review queue", 300)
+
+
 @dataclass
 class Settings:
     """The `[general]` table, plus one field per other table."""
@@ -237,6 +265,7 @@ class Settings:
     detect: DetectSettings = field(default_factory=DetectSettings)
     tags: TagSettings = field(default_factory=TagSettings)
     ocr: OcrSettings = field(default_factory=OcrSettings)
+    labels: LabelSettings = field(default_factory=LabelSettings)
     queue_depth_per_worker: int = _setting(
         _whole(1),
         "messages kept in the work queue per lane, per worker: enough to keep workers "
@@ -329,6 +358,7 @@ _TABLES: dict[str, type[Any]] = {
     "detect": DetectSettings,
     "tags": TagSettings,
     "ocr": OcrSettings,
+    "labels": LabelSettings,
 }
 
 

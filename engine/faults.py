@@ -15,6 +15,11 @@ so a test can have a job that is certainly still running when it stops the host.
 SHOEBOX_FAULT_KILL_AT_JOB=<n>: the worker host process kills itself (SIGKILL) as
 its n-th job starts, counted per process (see `job_started`).
 
+SHOEBOX_FAULT_LEARN=crash | crash_after_save | corrupt: a label training SIGKILLs
+its process before saving its version, or after saving the file but before the
+version is recorded, or turns its own weights around (a training gone wrong, which
+the promotion gate must refuse). With SHOEBOX_FAULT_CRASH_ONCE, a crash happens once.
+
 Used by the kill tests; inert otherwise.
 """
 
@@ -73,3 +78,15 @@ def job_started() -> None:
         reached = _jobs_started >= int(limit)
     if reached:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def learning_fault() -> str | None:
+    """SHOEBOX_FAULT_LEARN's value, or None (a crash is counted by CRASH_ONCE)."""
+    fault = os.environ.get("SHOEBOX_FAULT_LEARN") or None
+    if fault in ("crash", "crash_after_save") and not _first_crash():
+        return None
+    return fault
+
+
+def kill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -232,6 +232,208 @@ class Library:
         with self.catalog.write() as conn:
             return request_task(conn, self.registry, self.settings, stage, key)
 
+    # -- labels: the user's own categories (engine/learning) ------------------------------
+
+    def _train_later(self, conn: Any, label_id: int, *, now: bool = False) -> None:
+        from engine.jobs.tasks import request_task
+
+        delay = 0.0 if now else self.settings.labels.debounce_s
+        request_task(conn, self.registry, self.settings, "learn", str(label_id), delay_s=delay)
+
+    def labels(self) -> list[dict[str, Any]]:
+        """`shoebox label list --json`."""
+        from engine.learning.labels import label_summaries
+
+        return label_summaries(self.catalog.conn)
+
+    def label_counts(self) -> list[dict[str, Any]]:
+        from engine.learning.labels import label_counts
+
+        return label_counts(self.catalog.conn)
+
+    def create_label(self, name: str, examples: Sequence[int] = ()) -> int:
+        from engine.learning.labels import create_label
+
+        with self.catalog.write() as conn:
+            label_id = create_label(conn, name, examples)
+            if examples:
+                self._train_later(conn, label_id, now=True)
+        return label_id
+
+    def label_items(
+        self, name: str, item_ids: Sequence[int], *, negative: bool = False, origin: str = "cli"
+    ) -> int:
+        """Add items to a label as examples (or, `negative`, as counter-examples)."""
+        from engine.learning.labels import NO, YES, decide, find_label
+
+        with self.catalog.write() as conn:
+            label = find_label(conn, name)
+            changed = decide(conn, label.id, item_ids, NO if negative else YES, origin)
+            if changed:
+                self._train_later(conn, label.id)
+        return changed
+
+    def unlabel_items(self, name: str, item_ids: Sequence[int], *, negative: bool = False) -> int:
+        """Remove the label from items — remembered: it never comes back by itself — or,
+        `negative`, forget counter-examples (they may be suggested again)."""
+        from engine.learning.labels import NO, decide, find_label, forget_decisions
+
+        with self.catalog.write() as conn:
+            label = find_label(conn, name)
+            if negative:
+                changed = forget_decisions(conn, label.id, item_ids, verdict=NO)
+            else:
+                changed = decide(conn, label.id, item_ids, NO, "removed")
+            if changed:
+                self._train_later(conn, label.id)
+        return changed
+
+    def review(self, label: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        from engine.learning.labels import find_label
+        from engine.learning.review import review_queue
+
+        conn = self.catalog.conn
+        label_id = find_label(conn, label).id if label else None
+        return review_queue(conn, label_id, limit)
+
+    def review_decide(self, label: str, item_ids: Sequence[int], *, accept: bool) -> int:
+        from engine.learning.labels import NO, YES, decide, find_label
+
+        with self.catalog.write() as conn:
+            found = find_label(conn, label)
+            changed = decide(conn, found.id, item_ids, YES if accept else NO, "review")
+            if changed:
+                self._train_later(conn, found.id)
+        return changed
+
+    def review_page(self, label: str, accepted: Sequence[int], rejected: Sequence[int]) -> int:
+        """"Confirm a page": ticked items are the label, unticked are not; one undo."""
+        from engine.learning.labels import decide_page, find_label
+
+        with self.catalog.write() as conn:
+            found = find_label(conn, label)
+            changed = decide_page(conn, found.id, accepted, rejected)
+            if changed:
+                self._train_later(conn, found.id)
+        return changed
+
+    def review_undo(self, label: str | None = None) -> str | None:
+        """Undo the newest decision (of a label, or of any); returns what was undone."""
+        from engine.learning.labels import find_label, undo_last
+
+        with self.catalog.write() as conn:
+            label_id = find_label(conn, label).id if label else None
+            undone = undo_last(conn, label_id)
+            if undone is None:
+                return None
+            self._train_later(conn, undone[0])
+            return undone[1]
+
+    def undo_text(self, label: str | None = None) -> str | None:
+        from engine.learning.labels import find_label, last_undo
+
+        conn = self.catalog.conn
+        return last_undo(conn, find_label(conn, label).id if label else None)
+
+    def rename_label(self, name: str, new_name: str) -> None:
+        from engine.learning.labels import find_label, rename_label
+
+        with self.catalog.write() as conn:
+            label = find_label(conn, name)
+            rename_label(conn, label.id, new_name)
+            self._train_later(conn, label.id)  # the name is the prior
+
+    def merge_labels(self, source: str, target: str) -> int:
+        from engine.learning.labels import find_label, merge_labels
+
+        with self.catalog.write() as conn:
+            src, dst = find_label(conn, source), find_label(conn, target)
+            files = [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT file FROM label_versions WHERE label_id = ?", (src.id,)
+                )
+            ]
+            moved = merge_labels(conn, src.id, dst.id)
+            self._train_later(conn, dst.id, now=True)
+        self._remove_label_files(files)
+        return moved
+
+    def delete_label(self, name: str) -> None:
+        from engine.learning.labels import delete_label, find_label
+
+        with self.catalog.write() as conn:
+            files = delete_label(conn, find_label(conn, name).id)
+        self._remove_label_files(files)
+
+    def _remove_label_files(self, files: Sequence[str]) -> None:
+        from engine.learning.training import models_dir
+
+        for file in files:
+            try:
+                (models_dir(self.root) / file).unlink()
+            except OSError:
+                pass
+
+    def label_versions(self, name: str) -> list[dict[str, Any]]:
+        from engine.learning.labels import find_label
+
+        conn = self.catalog.conn
+        label = find_label(conn, name)
+        return [
+            {
+                "version": int(r[0]),
+                "created_at": r[1],
+                "status": r[2],
+                "reason": r[3],
+                "metrics": json.loads(r[4]),
+                "active": int(r[0]) == label.active_version,
+            }
+            for r in conn.execute(
+                """SELECT version, created_at, status, reason, metrics FROM label_versions
+                   WHERE label_id = ? ORDER BY version""",
+                (label.id,),
+            )
+        ]
+
+    def rollback_label(self, name: str, version: int | None = None) -> int:
+        """Make an earlier version active again (default: the one before the active
+        one) and rescore the library with it. Returns the version now active."""
+        from engine.jobs.tasks import request_task
+        from engine.learning.labels import LabelError, find_label, touch
+
+        with self.catalog.write() as conn:
+            label = find_label(conn, name)
+            if version is None:
+                row = conn.execute(
+                    """SELECT MAX(version) FROM label_versions WHERE label_id = ?
+                       AND status = 'retired' AND version < COALESCE(?, 1 << 62)""",
+                    (label.id, label.active_version),
+                ).fetchone()
+                if row is None or row[0] is None:
+                    raise LabelError(f"{label.name} has no earlier version to go back to.")
+                version = int(row[0])
+            row = conn.execute(
+                "SELECT status FROM label_versions WHERE label_id = ? AND version = ?",
+                (label.id, version),
+            ).fetchone()
+            if row is None:
+                raise LabelError(f"{label.name} has no version {version}.")
+            conn.execute(
+                "UPDATE label_versions SET status = 'retired' WHERE label_id = ? AND status = 'active'",
+                (label.id,),
+            )
+            conn.execute(
+                "UPDATE label_versions SET status = 'active' WHERE label_id = ? AND version = ?",
+                (label.id, version),
+            )
+            conn.execute(
+                "UPDATE labels SET active_version = ? WHERE id = ?", (version, label.id)
+            )
+            touch(conn, label.id)
+            request_task(conn, self.registry, self.settings, "rescore", str(label.id))
+        return version
+
     def has_pending_work(self, session_id: int | None = None) -> bool:
         return ledger.has_pending_work(self.catalog.conn, session_id)
 

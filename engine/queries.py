@@ -125,6 +125,9 @@ def items(
     tags = tags_for(conn, ids)
     detections = detections_for(conn, ids)
     embeddings = embeddings_for(conn, ids, embed_model)
+    from engine.learning.labels import labels_for
+
+    labels = labels_for(conn, ids)
     out = []
     for r in rows:
         metadata = json.loads(r["metadata"]) if r["metadata"] else None
@@ -147,6 +150,7 @@ def items(
                 ),
                 "stages": stages[r["id"]],
                 "tags": tags[r["id"]],
+                "labels": labels[r["id"]],
                 "detections": detections[r["id"]],
                 "embedding": embeddings[r["id"]],
             }

@@ -24,13 +24,16 @@ def request_task(
     key: str,
     *,
     now: float | None = None,
+    delay_s: float = 0.0,
 ) -> str:
     """Ask for a task run; returns what happened: queued | coalesced | rerun. Inside a
-    write transaction."""
+    write transaction. `delay_s` debounces: the run starts no sooner than that after
+    the latest request (a burst of decisions trains once, after the last)."""
     if not registry.is_task(stage_name):
         raise KeyError(f"no task stage {stage_name!r}")
     task = registry.task(stage_name)
     now = time.time() if now is None else now
+    not_before = now + delay_s if delay_s > 0 else 0.0
     seq = next_seq(conn)
     row = conn.execute(
         "SELECT id, state FROM jobs WHERE item_id IS NULL AND stage = ? AND task_key = ?",
@@ -39,22 +42,28 @@ def request_task(
     if row is None:
         conn.execute(
             """INSERT INTO jobs (item_id, task_key, stage, version, lane, state, max_attempts,
-                                 created_at, seq)
-               VALUES (NULL, ?, ?, ?, ?, 'queued', ?, ?, ?)""",
-            (key, stage_name, task.version, task.lane, settings.max_attempts, now, seq),
+                                 not_before, created_at, seq)
+               VALUES (NULL, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)""",
+            (key, stage_name, task.version, task.lane, settings.max_attempts, not_before, now, seq),
         )
         return "queued"
     job_id, state = int(row[0]), str(row[1])
     if state == "queued":
+        if not_before:  # not yet handed to a worker: push the start back
+            conn.execute(
+                """UPDATE jobs SET not_before = MAX(not_before, ?)
+                   WHERE id = ? AND dispatched = 0 AND attempts = 0""",
+                (not_before, job_id),
+            )
         return "coalesced"
     if state == "running":
         conn.execute("UPDATE jobs SET rerun = 1, seq = ? WHERE id = ?", (seq, job_id))
         return "rerun"
     conn.execute(
         """UPDATE jobs SET state = 'queued', version = ?, lane = ?, attempts = 0, crashes = 0,
-                           error = NULL, not_before = 0, dispatched = 0, suspect = 0,
+                           error = NULL, not_before = ?, dispatched = 0, suspect = 0,
                            finished_at = NULL, rerun = 0, created_at = ?, seq = ?
            WHERE id = ?""",
-        (task.version, task.lane, now, seq, job_id),
+        (task.version, task.lane, not_before, now, seq, job_id),
     )
     return "queued"

@@ -130,4 +130,13 @@ def default_registry(
             from engine.pipeline.text_embed import TextEmbedStage
 
             stages.append(TextEmbedStage(settings))
-    return StageRegistry(stages)
+    tasks: list[TaskStage] = []
+    if settings is not None:
+        from engine.learning.scoring import LabelsStage
+        from engine.learning.training import LearnTask, RescoreTask
+
+        learn = LearnTask(settings)
+        tasks = [learn, RescoreTask(settings, learn)]
+        if settings.models.embed:
+            stages.append(LabelsStage(settings, learn))
+    return StageRegistry(stages, tasks)

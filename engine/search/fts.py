@@ -55,6 +55,15 @@ def rebuild(conn: sqlite3.Connection, item_ids: Sequence[int]) -> None:
         f"SELECT DISTINCT item_id, tag FROM item_tags WHERE item_id IN ({marks})", ids
     ):
         tags.setdefault(int(r[0]), []).append(str(r[1]))
+    for r in conn.execute(  # the user's labels, theirs and automatic, are words too
+        f"""SELECT d.item_id, l.name FROM label_decisions d JOIN labels l ON l.id = d.label_id
+            WHERE d.item_id IN ({marks}) AND d.verdict > 0
+            UNION
+            SELECT a.item_id, l.name FROM item_labels a JOIN labels l ON l.id = a.label_id
+            WHERE a.item_id IN ({marks})""",
+        ids + ids,
+    ):
+        tags.setdefault(int(r[0]), []).append(str(r[1]))
     bodies: dict[int, list[str]] = {}
     for r in conn.execute(
         f"SELECT item_id, text FROM ocr_pages WHERE item_id IN ({marks}) ORDER BY item_id, page",

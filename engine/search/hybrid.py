@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.search import fts
+from engine.learning.names import label_key
 from engine.search.query import Query, fts_match, parse
 from engine.search.textvectors import key_item, passages_for
 from engine.vectors import VectorIndex, VectorIndexes
@@ -233,6 +234,7 @@ class Searcher:
         after: date | None = None,
         before: date | None = None,
         folders: Sequence[str] = (),
+        labels: Sequence[str] = (),
         limit: int = 50,
         typing: bool = False,
         sources: Sequence[str] = SOURCES,
@@ -245,6 +247,7 @@ class Searcher:
         if kind:
             q.kind = kind
         q.tags += list(tags)
+        q.labels += list(labels)
         q.after = after or q.after
         q.before = before or q.before
         q.folders += list(folders)
@@ -587,6 +590,15 @@ def filter_sql(q: Query) -> tuple[str, list[Any]]:
             "EXISTS (SELECT 1 FROM item_tags t WHERE t.item_id = i.id AND t.tag = ? COLLATE NOCASE)"
         )
         params.append(tag)
+    for label in q.labels:
+        where.append(
+            """EXISTS (SELECT 1 FROM labels l WHERE l.key = ? AND (
+                   EXISTS (SELECT 1 FROM label_decisions d WHERE d.label_id = l.id
+                           AND d.item_id = i.id AND d.verdict > 0)
+                   OR EXISTS (SELECT 1 FROM item_labels a WHERE a.label_id = l.id
+                              AND a.item_id = i.id)))"""
+        )
+        params.append(label_key(label))
     for folder in q.folders:
         where.append(
             "EXISTS (SELECT 1 FROM paths p WHERE p.item_id = i.id AND p.missing = 0"

@@ -4,6 +4,7 @@
     "final notice"                  a phrase, matched exactly
     kind:photo  kind:document       only photos / only documents
     tag:beach  tag:"red car"        items with that tag
+    label:Receipts                  items with that label of yours (yours or automatic)
     after:2023  before:2024-06-15   taken (or dated) on/after, or before, the start of
                                     that year, month or day
     in:Taxes  in:/home/me/Scans     in a folder of that name, or under that path
@@ -56,6 +57,7 @@ class Query:
     phrases: list[str] = field(default_factory=list)
     kind: str | None = None
     tags: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
     after: date | None = None
     before: date | None = None
     folders: list[str] = field(default_factory=list)
@@ -72,7 +74,9 @@ class Query:
 
     @property
     def has_filters(self) -> bool:
-        return bool(self.kind or self.tags or self.after or self.before or self.folders)
+        return bool(
+            self.kind or self.tags or self.labels or self.after or self.before or self.folders
+        )
 
 
 def parse(text: str, *, typing: bool = False) -> Query:
@@ -92,6 +96,10 @@ def parse(text: str, *, typing: bool = False) -> Query:
             if key == "tag":
                 if value.strip():
                     query.tags.append(value.strip())
+                continue
+            if key == "label":
+                if value.strip():
+                    query.labels.append(value.strip())
                 continue
             if key in ("after", "since", "from"):
                 query.after = parse_date(value, key)

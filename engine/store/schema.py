@@ -496,6 +496,121 @@ def m006_text(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m007_labels(db: sqlite_utils.Database) -> None:
+    """The user's own categories: labels, their decisions, trained versions, the
+    automatic labels a version applied, and the review queue it left."""
+    run_script(
+        db.conn,
+        """
+        -- `key` is the casefolded name (one "Receipts" per library, any spelling);
+        -- `seq` moves on every change of the label (decisions, trainings): the GUI
+        -- refreshes what it shows of labels when MAX(seq) moves.
+        CREATE TABLE labels (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            key TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL,
+            active_version INTEGER,       -- NULL: no trained version yet
+            threshold REAL,               -- the active version's; NULL: suggest only
+            estimated_precision REAL,
+            threshold_reason TEXT NOT NULL DEFAULT '',
+            require_bound INTEGER NOT NULL DEFAULT 0,  -- auto only once the audited lower
+                                                       -- bound meets the target
+            seq INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX labels_seq ON labels (seq);
+
+        -- What the user said: 1 = this item is the label, -1 = it is not. Permanent
+        -- until the user changes it; nothing automatic writes here. `score`,
+        -- `threshold` and `version` are what the active model thought when the user
+        -- decided (audited precision counts the decisions made above the threshold).
+        CREATE TABLE label_decisions (
+            label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            verdict INTEGER NOT NULL,
+            origin TEXT NOT NULL,         -- example | review | page | removed | cli
+            score REAL,
+            threshold REAL,
+            version INTEGER,
+            decided_at REAL NOT NULL,
+            PRIMARY KEY (label_id, item_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX label_decisions_item ON label_decisions (item_id);
+
+        -- Labels a version applied by itself (never over a decision).
+        CREATE TABLE item_labels (
+            label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            score REAL NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (label_id, item_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX item_labels_item ON item_labels (item_id);
+
+        -- The review queue a version chose, most useful first; `why` is JSON: the ids
+        -- of the nearest labelled examples.
+        CREATE TABLE label_suggestions (
+            label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            rank INTEGER NOT NULL,
+            score REAL NOT NULL,
+            reason TEXT NOT NULL,
+            why TEXT NOT NULL DEFAULT '[]',
+            version INTEGER NOT NULL,
+            PRIMARY KEY (label_id, item_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX label_suggestions_rank ON label_suggestions (label_id, rank);
+
+        -- Every training: its held-out metrics, where its model file is (relative to
+        -- label-models/), and whether it became active (or why not).
+        CREATE TABLE label_versions (
+            label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            models TEXT NOT NULL,         -- JSON: the embedding model of each block
+            file TEXT NOT NULL,
+            status TEXT NOT NULL,         -- active | retired | rejected
+            reason TEXT NOT NULL DEFAULT '',
+            metrics TEXT NOT NULL,        -- JSON
+            PRIMARY KEY (label_id, version)
+        ) WITHOUT ROWID;
+
+        -- `review undo`: each entry is one user action (a decision, a confirmed page)
+        -- with what it replaced, newest last.
+        CREATE TABLE label_undo (
+            id INTEGER PRIMARY KEY,
+            label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
+            at REAL NOT NULL,
+            what TEXT NOT NULL,           -- words for the Undo menu item
+            before TEXT NOT NULL          -- JSON
+        );
+
+        -- Labels are searchable words too (search_text.tags).
+        CREATE TRIGGER search_dirty_decision_ins AFTER INSERT ON label_decisions BEGIN
+            INSERT INTO search_dirty (item_id) SELECT NEW.item_id
+                WHERE NOT EXISTS (SELECT 1 FROM search_dirty WHERE item_id = NEW.item_id);
+        END;
+        CREATE TRIGGER search_dirty_decision_upd AFTER UPDATE ON label_decisions BEGIN
+            INSERT INTO search_dirty (item_id) SELECT NEW.item_id
+                WHERE NOT EXISTS (SELECT 1 FROM search_dirty WHERE item_id = NEW.item_id);
+        END;
+        CREATE TRIGGER search_dirty_decision_del AFTER DELETE ON label_decisions BEGIN
+            INSERT INTO search_dirty (item_id) SELECT OLD.item_id
+                WHERE NOT EXISTS (SELECT 1 FROM search_dirty WHERE item_id = OLD.item_id);
+        END;
+        CREATE TRIGGER search_dirty_auto_ins AFTER INSERT ON item_labels BEGIN
+            INSERT INTO search_dirty (item_id) SELECT NEW.item_id
+                WHERE NOT EXISTS (SELECT 1 FROM search_dirty WHERE item_id = NEW.item_id);
+        END;
+        CREATE TRIGGER search_dirty_auto_del AFTER DELETE ON item_labels BEGIN
+            INSERT INTO search_dirty (item_id) SELECT OLD.item_id
+                WHERE NOT EXISTS (SELECT 1 FROM search_dirty WHERE item_id = OLD.item_id);
+        END;
+        """,
+    )
+
+
 def run_script(conn: sqlite3.Connection, script: str) -> None:
     """Run statements one by one: `executescript` would commit the open transaction,
     and a migration must apply whole or not at all."""
