@@ -108,14 +108,20 @@ def cmd_review(args: argparse.Namespace) -> int:
                     return _err(f"--limit must be at least 1, not {args.limit}")
                 queue = lib.review(args.label, args.limit)
                 if args.json:
-                    _emit([{k: s[k] for k in ("id", "label", "score", "why", "reason")}
-                           for s in queue])
+                    _emit(
+                        [
+                            {k: s[k] for k in ("id", "label", "score", "why", "reason")}
+                            for s in queue
+                        ]
+                    )
                     return 0
                 if not queue:
                     print("Nothing to review.")
                 for s in queue:
                     why = ", ".join(str(i) for i in s["why"])
-                    print(f"{s['id']:>7} {s['label']}: {s['score']:.2f} ({s['reason']}; like {why})")
+                    print(
+                        f"{s['id']:>7} {s['label']}: {s['score']:.2f} ({s['reason']}; like {why})"
+                    )
                 return 0
             if args.action == "undo":
                 undone = lib.review_undo(args.label)

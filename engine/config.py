@@ -248,7 +248,9 @@ class LabelSettings:
         False,
     )
     debounce_s: float = _setting(
-        _at_least(0), "train this long after the last decision (decisions in a burst train once)", 3.0
+        _at_least(0),
+        "train this long after the last decision (decisions in a burst train once)",
+        3.0,
     )
     weak_negatives: int = _setting(
         _whole(0), "unlabelled items sampled as weak counter-examples per training", 1000

@@ -5,6 +5,7 @@ Every front-end action is a method here; front ends hold no business logic.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -307,7 +308,7 @@ class Library:
         return changed
 
     def review_page(self, label: str, accepted: Sequence[int], rejected: Sequence[int]) -> int:
-        """"Confirm a page": ticked items are the label, unticked are not; one undo."""
+        """ "Confirm a page": ticked items are the label, unticked are not; one undo."""
         from engine.learning.labels import decide_page, find_label
 
         with self.catalog.write() as conn:
@@ -370,10 +371,8 @@ class Library:
         from engine.learning.training import models_dir
 
         for file in files:
-            try:
+            with contextlib.suppress(OSError):
                 (models_dir(self.root) / file).unlink()
-            except OSError:
-                pass
 
     def label_versions(self, name: str) -> list[dict[str, Any]]:
         from engine.learning.labels import find_label
@@ -400,7 +399,8 @@ class Library:
         """Make an earlier version active again (default: the one before the active
         one) and rescore the library with it. Returns the version now active."""
         from engine.jobs.tasks import request_task
-        from engine.learning.labels import LabelError, find_label, touch
+        from engine.learning.labels import find_label, touch
+        from engine.learning.names import LabelError
 
         with self.catalog.write() as conn:
             label = find_label(conn, name)
@@ -420,16 +420,15 @@ class Library:
             if row is None:
                 raise LabelError(f"{label.name} has no version {version}.")
             conn.execute(
-                "UPDATE label_versions SET status = 'retired' WHERE label_id = ? AND status = 'active'",
+                "UPDATE label_versions SET status = 'retired' "
+                "WHERE label_id = ? AND status = 'active'",
                 (label.id,),
             )
             conn.execute(
                 "UPDATE label_versions SET status = 'active' WHERE label_id = ? AND version = ?",
                 (label.id, version),
             )
-            conn.execute(
-                "UPDATE labels SET active_version = ? WHERE id = ?", (version, label.id)
-            )
+            conn.execute("UPDATE labels SET active_version = ? WHERE id = ?", (version, label.id))
             touch(conn, label.id)
             request_task(conn, self.registry, self.settings, "rescore", str(label.id))
         return version

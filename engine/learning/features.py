@@ -80,8 +80,10 @@ class LibraryFeatures:
         wanted = np.asarray(item_ids, dtype=np.int64)
         pos = np.searchsorted(self.ids, wanted)
         pos = np.minimum(pos, max(len(self.ids) - 1, 0))
-        ok = (len(self.ids) > 0) & (self.ids[pos] == wanted) if len(self.ids) else np.zeros(
-            wanted.shape, dtype=bool
+        ok = (
+            (len(self.ids) > 0) & (self.ids[pos] == wanted)
+            if len(self.ids)
+            else np.zeros(wanted.shape, dtype=bool)
         )
         return np.where(ok, pos, -1).astype(np.int64)
 
@@ -129,7 +131,8 @@ def _stamp(conn: sqlite3.Connection, space: Space) -> tuple[int, ...]:
 def _normalised(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return x / norms
+    out: npt.NDArray[np.float32] = (x / norms).astype(np.float32, copy=False)
+    return out
 
 
 def load_library(

@@ -54,7 +54,9 @@ def _row(r: Sequence[Any]) -> LabelRow:
     )
 
 
-_COLUMNS = "id, name, active_version, threshold, estimated_precision, threshold_reason, require_bound"
+_COLUMNS = (
+    "id, name, active_version, threshold, estimated_precision, threshold_reason, require_bound"
+)
 
 
 def get_label(conn: sqlite3.Connection, label_id: int) -> LabelRow | None:
@@ -218,7 +220,7 @@ def decide_page(
     *,
     now: float | None = None,
 ) -> int:
-    """"Confirm a page": the ticked items are the label, the unticked are not — one
+    """ "Confirm a page": the ticked items are the label, the unticked are not — one
     user action, one undo entry."""
     now = time.time() if now is None else now
     label = get_label(conn, label_id)
@@ -263,8 +265,12 @@ def forget_decisions(
     if before:
         conn.execute(
             "INSERT INTO label_undo (label_id, at, what, before) VALUES (?, ?, ?, ?)",
-            (label_id, time.time(), f"Forget {len(before)} decisions of {label.name}",
-             json.dumps(before)),
+            (
+                label_id,
+                time.time(),
+                f"Forget {len(before)} decisions of {label.name}",
+                json.dumps(before),
+            ),
         )
         touch(conn, label_id)
     return len(before)
@@ -391,8 +397,13 @@ def delete_label(conn: sqlite3.Connection, label_id: int) -> list[str]:
            EXCEPT SELECT item_id FROM search_dirty""",
         (label_id, label_id),
     )
-    for table in ("label_undo", "label_suggestions", "item_labels", "label_decisions",
-                  "label_versions"):
+    for table in (
+        "label_undo",
+        "label_suggestions",
+        "item_labels",
+        "label_decisions",
+        "label_versions",
+    ):
         conn.execute(f"DELETE FROM {table} WHERE label_id = ?", (label_id,))
     conn.execute("DELETE FROM labels WHERE id = ?", (label_id,))
     conn.execute(
@@ -467,7 +478,9 @@ def label_summaries(conn: sqlite3.Connection, confidence: float = 0.95) -> list[
     return out
 
 
-def labels_for(conn: sqlite3.Connection, item_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+def labels_for(
+    conn: sqlite3.Connection, item_ids: Iterable[int]
+) -> dict[int, list[dict[str, Any]]]:
     """Each item's labels: `{"label", "source": "user"|"auto", "score"}`, by name."""
     ids = [int(i) for i in item_ids]
     out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}

@@ -91,8 +91,12 @@ class LabelsStage:
             for row, item_id in enumerate(feats.ids.tolist()):
                 if has[row]:
                     outputs[item_id].scores.append(
-                        (int(label_id), int(version),
-                         None if threshold is None else float(threshold), float(proba[row]))
+                        (
+                            int(label_id),
+                            int(version),
+                            None if threshold is None else float(threshold),
+                            float(proba[row]),
+                        )
                     )
         return [outputs[item.id] for item in items]
 
@@ -130,14 +134,16 @@ class LabelsStage:
                         "DELETE FROM item_labels WHERE label_id = ? AND item_id = ?",
                         (label_id, item.id),
                     )
-            upsert_result(
-                conn, item.id, self.name, self.version, {"labels": len(output.scores)}
-            )
+            upsert_result(conn, item.id, self.name, self.version, {"labels": len(output.scores)})
         if retrain:
             registry = StageRegistry(tasks=[self.learn])
             for label_id in sorted(retrain):
                 if conn.execute("SELECT 1 FROM labels WHERE id = ?", (label_id,)).fetchone():
                     request_task(
-                        conn, registry, self.settings, "learn", str(label_id),
+                        conn,
+                        registry,
+                        self.settings,
+                        "learn",
+                        str(label_id),
                         delay_s=max(self.settings.labels.debounce_s, 5.0),
                     )

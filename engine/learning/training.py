@@ -173,21 +173,33 @@ class LearnTask:
         self._priors: dict[tuple[str, str], npt.NDArray[np.float32] | None] = {}
         self.heads = HeadCache()
         self._image_holder = (
-            ModelHolder(settings.models.embed, settings.device, _make_image_embedder, self.lane,
-                        allow_download=False)
+            ModelHolder(
+                settings.models.embed,
+                settings.device,
+                _make_image_embedder,
+                self.lane,
+                allow_download=False,
+            )
             if settings.models.embed
             else None
         )
         self._text_holder = (
-            ModelHolder(settings.models.text, settings.device, _make_text_embedder, self.lane,
-                        allow_download=False)
+            ModelHolder(
+                settings.models.text,
+                settings.device,
+                _make_text_embedder,
+                self.lane,
+                allow_download=False,
+            )
             if settings.models.text
             else None
         )
 
     # -- the prior: the label's name through each block's text encoder -------------------
 
-    def _name_vector(self, which: str, name: str, ctx: StageContext) -> npt.NDArray[np.float32] | None:
+    def _name_vector(
+        self, which: str, name: str, ctx: StageContext
+    ) -> npt.NDArray[np.float32] | None:
         holder = self._image_holder if which == "image" else self._text_holder
         if holder is None:
             return None
@@ -453,14 +465,13 @@ class LearnTask:
             for s in chosen
         ]
 
-    def store_task(
-        self, conn: sqlite3.Connection, key: str, output: StageOutput, seq: int
-    ) -> None:
+    def store_task(self, conn: sqlite3.Connection, key: str, output: StageOutput, seq: int) -> None:
         assert isinstance(output, LearnOutput)
         if output.version is None:
             if output.skipped:
                 conn.execute(
-                    "UPDATE labels SET threshold_reason = ? WHERE id = ? AND active_version IS NULL",
+                    "UPDATE labels SET threshold_reason = ? "
+                    "WHERE id = ? AND active_version IS NULL",
                     (f"Not trained yet: {output.skipped}.", output.label_id),
                 )
             return
@@ -512,7 +523,9 @@ def apply_decisions(conn: sqlite3.Connection, label_id: int, output: LearnOutput
             label_id,
         ),
     )
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS new_auto (item_id INTEGER PRIMARY KEY, score REAL)")
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS new_auto (item_id INTEGER PRIMARY KEY, score REAL)"
+    )
     conn.execute("DELETE FROM temp.new_auto")
     conn.executemany(
         "INSERT INTO temp.new_auto (item_id, score) VALUES (?, ?)",
@@ -544,8 +557,20 @@ def apply_decisions(conn: sqlite3.Connection, label_id: int, output: LearnOutput
              AND NOT EXISTS (SELECT 1 FROM item_labels a WHERE a.label_id = ? AND a.item_id = ?)
              AND EXISTS (SELECT 1 FROM items i WHERE i.id = ?)""",
         [
-            (label_id, item_id, rank, score, reason, json.dumps(why), output.version,
-             label_id, item_id, label_id, item_id, item_id)
+            (
+                label_id,
+                item_id,
+                rank,
+                score,
+                reason,
+                json.dumps(why),
+                output.version,
+                label_id,
+                item_id,
+                label_id,
+                item_id,
+                item_id,
+            )
             for rank, (item_id, score, reason, why) in enumerate(output.suggestions)
         ],
     )
@@ -614,9 +639,7 @@ class RescoreTask:
         learn._decide(conn, label, head, lib, decided, data, out)
         return out
 
-    def store_task(
-        self, conn: sqlite3.Connection, key: str, output: StageOutput, seq: int
-    ) -> None:
+    def store_task(self, conn: sqlite3.Connection, key: str, output: StageOutput, seq: int) -> None:
         assert isinstance(output, LearnOutput)
         if output.version is None:
             return

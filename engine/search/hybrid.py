@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from engine.search import fts
 from engine.learning.names import label_key
+from engine.search import fts
 from engine.search.query import Query, fts_match, parse
 from engine.search.textvectors import key_item, passages_for
 from engine.vectors import VectorIndex, VectorIndexes

@@ -15,6 +15,7 @@ from engine.config import (
     LANES,
     SETTINGS_FILE,
     DetectSettings,
+    LabelSettings,
     ModelSettings,
     OcrSettings,
     Settings,
@@ -253,9 +254,17 @@ def test_every_field_is_a_declared_setting() -> None:
         ("ocr", "languages"),
         ("ocr", "photos"),
         ("ocr", "page_timeout_s"),
+        ("labels", "target_precision"),
+        ("labels", "require_bound"),
+        ("labels", "debounce_s"),
+        ("labels", "weak_negatives"),
+        ("labels", "review_pool"),
     ]
     assert all(doc for _, _, doc in keys)
-    for cls in (Settings, WorkerSettings, ModelSettings, DetectSettings, TagSettings, OcrSettings):
+    for cls in (
+        Settings, WorkerSettings, ModelSettings, DetectSettings, TagSettings, OcrSettings,
+        LabelSettings,
+    ):  # fmt: skip
         hints = typing.get_type_hints(cls)
         for f in fields(cls):
             if "rule" in f.metadata:
