@@ -50,7 +50,9 @@ MODELS_DIR = "label-models"
 TOP_EXCLUDED_MIN = 50
 CANDIDATES = 4000  # top-scored undecided items the review queue chooses from
 UNIFORM_CANDIDATES = 1000  # plus a uniform sample (audits below, "from elsewhere")
-AP_TOLERANCE = 1e-6
+AUC_TOLERANCE = 1e-3  # same folds, deterministic: this is rounding, not noise
+# A new version must rank its own positives above this share of the rest (in-sample).
+MIN_SEPARATION = 0.75
 
 
 @dataclass
@@ -335,20 +337,35 @@ class LearnTask:
         metrics: dict[str, Any] = dict(result.metrics)
         if not (np.all(np.isfinite(head.w)) and np.isfinite(head.b)):
             reason = "the training produced invalid weights"
+        if not reason:
+            separation = _separation(head, data)
+            metrics["separation"] = separation
+            if separation < MIN_SEPARATION:
+                reason = (
+                    f"it does not tell your examples from the rest of the library "
+                    f"(it ranks them above {separation:.0%} of the others)"
+                )
         if not reason and active_head is not None and active_recipe is not None:
             before = evaluate_recipe(data, active_recipe, config)
-            metrics["active_ap_same_folds"] = before.get("ap")
-            if float(result.metrics["ap"]) + AP_TOLERANCE < float(before["ap"]):
+            metrics["active_auc_same_folds"] = before.get("auc")
+            new_auc, old_auc = (
+                float(result.metrics.get("auc", "nan")),
+                float(before.get("auc", "nan")),
+            )
+            # Below 8 positives there are no folds (NaN): the other checks decide.
+            if np.isfinite(new_auc) and np.isfinite(old_auc) and new_auc + AUC_TOLERANCE < old_auc:
                 reason = (
-                    f"it is worse on the same held-out folds (average precision "
-                    f"{result.metrics['ap']:.3f} against {before['ap']:.3f})"
+                    f"it is worse on the same held-out folds (AUC {new_auc:.3f} "
+                    f"against {old_auc:.3f})"
                 )
         if not reason:
+            # Sides by the balanced logit (0 = the class-balanced boundary), not by the
+            # calibrated probability, which moves with the estimated prevalence.
             decided_x = lib.dense(rows[have])
             signs = np.where(verdicts[have] > 0, 1, -1)
-            new_side = np.where(head.proba(decided_x) >= 0.5, 1, -1)
+            new_side = np.where(decided_x @ head.w + head.b >= 0, 1, -1)
             if active_head is not None:
-                old_side = np.where(active_head.proba(decided_x) >= 0.5, 1, -1)
+                old_side = np.where(decided_x @ active_head.w + active_head.b >= 0, 1, -1)
                 flipped = int(np.sum((old_side == signs) & (new_side != signs)))
             else:
                 flipped = 0
@@ -415,6 +432,13 @@ class LearnTask:
         threshold = None if choice is None else choice.threshold
         reason = why_not if choice is None else choice.reason
         out.estimated_precision = None if choice is None else choice.estimated_precision
+        if threshold is not None:
+            # The promise, checked here too: the labels applied are those above the
+            # threshold, and their mean calibrated probability must meet the target.
+            above = proba[undecided][proba[undecided] >= threshold]
+            if len(above) == 0 or float(above.mean()) < target:
+                threshold = None
+                reason = f"Suggestions only: no score keeps {target:.0%} of automatic labels right."
         if threshold is not None and (label.require_bound or self.settings.labels.require_bound):
             confirmed, rejected = store.audit_counts(conn, label.id)
             _, lower = audited_precision(confirmed, rejected)
@@ -554,7 +578,6 @@ def apply_decisions(conn: sqlite3.Connection, label_id: int, output: LearnOutput
         """INSERT INTO label_suggestions (label_id, item_id, rank, score, reason, why, version)
            SELECT ?, ?, ?, ?, ?, ?, ?
            WHERE NOT EXISTS (SELECT 1 FROM label_decisions d WHERE d.label_id = ? AND d.item_id = ?)
-             AND NOT EXISTS (SELECT 1 FROM item_labels a WHERE a.label_id = ? AND a.item_id = ?)
              AND EXISTS (SELECT 1 FROM items i WHERE i.id = ?)""",
         [
             (
@@ -567,14 +590,25 @@ def apply_decisions(conn: sqlite3.Connection, label_id: int, output: LearnOutput
                 output.version,
                 label_id,
                 item_id,
-                label_id,
-                item_id,
                 item_id,
             )
             for rank, (item_id, score, reason, why) in enumerate(output.suggestions)
         ],
     )
     store.touch(conn, label_id)
+
+
+def _separation(head: Head, data: Any) -> float:
+    """In-sample AUC of the positives against the rejections and weak negatives: any
+    sane training ranks the examples it learned from near the top; a broken one not."""
+    pos = data.positives @ head.w + head.b
+    rest = np.concatenate([data.negatives, data.unlabelled]) @ head.w + head.b
+    if len(pos) == 0 or len(rest) == 0:
+        return 1.0
+    rest = np.sort(rest)
+    below = np.searchsorted(rest, pos, side="left")
+    ties = np.searchsorted(rest, pos, side="right") - below
+    return float(np.mean((below + 0.5 * ties) / len(rest)))
 
 
 def _json_safe(value: Any) -> Any:
