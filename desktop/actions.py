@@ -12,12 +12,15 @@ import itertools
 import logging
 import os
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from desktop.dialogs.new_label import NewLabelDialog
 from desktop.dialogs.settings import SettingsDialog
 from desktop.itemmodels.grid import ItemIdRole
 from desktop.operations import imports as import_ops
+from desktop.operations import labels as label_ops
 from desktop.operations import library as library_ops
 from desktop.operations import search as search_ops
 from desktop.operations import similar as similar_ops
@@ -27,7 +30,8 @@ from desktop.threads import run_in_thread
 from desktop.views.detail import open_containing_folder
 from engine import browse
 from engine.errors import SettingsError
-from engine.search_view import FilterChip, filter_chips, with_filter, without_filter
+from engine.learning.names import LabelError
+from engine.search_view import FilterChip, with_filter, without_filter
 
 if TYPE_CHECKING:
     from desktop.mainwindow import MainWindow
@@ -475,13 +479,14 @@ def leave_search(window: MainWindow, *, reselect: bool = True) -> None:
 
 def search_text_changed(window: MainWindow, text: str) -> None:
     """The box's inline filters as chips, as they are typed."""
-    window.search_bar.show_chips(filter_chips(text))
+    window.search_bar.show_chips(search_ops.filter_chips(text))
 
 
 def remove_search_filter(window: MainWindow, chip: FilterChip) -> None:
     """A chip's ×: the filter leaves the query, which runs again."""
     text = window.search.text()
-    same = [c for c in filter_chips(text) if (c.key, c.value) == (chip.key, chip.value)]
+    chips = search_ops.filter_chips(text)
+    same = [c for c in chips if (c.key, c.value) == (chip.key, chip.value)]
     if same:
         window.search.set_text_quietly(without_filter(text, same[0]))
     search(window)
@@ -510,6 +515,14 @@ def grid_menu(window: MainWindow, index: QModelIndex) -> QMenu:
     menu.addAction("Show Details", lambda: open_detail(window, index))
     menu.addAction(window.more_like_this_action)
     menu.addSeparator()
+    menu.addAction(window.new_label_action)
+    names = label_ops.label_names(window.library) if window.library is not None else []
+    if names:
+        add = menu.addMenu("Add to Label")
+        add.setObjectName("addToLabelMenu")
+        for name in names:
+            add.addAction(name, partial(add_selection_to_label, window, name))
+    menu.addSeparator()
     menu.addAction(window.show_folder_action)
     menu.addAction(window.retry_action)
     if window.similar_bar.active:
@@ -522,3 +535,118 @@ def show_grid_menu(window: MainWindow, pos: QPoint) -> None:
     index = window.grid.indexAt(pos)
     if index.isValid():
         grid_menu(window, index).exec(window.grid.viewport().mapToGlobal(pos))
+
+
+# -- labels ------------------------------------------------------------------------------
+
+
+def _selection(window: MainWindow) -> list[int]:
+    ids = window.selected_ids()
+    current = window.current_id()
+    return ids or ([current] if current is not None else [])
+
+
+def new_label_from_selection(window: MainWindow) -> NewLabelDialog | None:
+    """Ctrl+L: ask for a name (a new label, or one of the library's to add to) and make
+    the selected items its examples. The dialog is window-modal, not a nested loop."""
+    library = window.library
+    ids = _selection(window)
+    if library is None:
+        return None
+    if not ids:
+        window.statusBar().showMessage("Select the items that belong together first.", 5000)
+        return None
+    dialog = NewLabelDialog(len(ids), label_ops.label_names(library), window)
+    dialog.accepted.connect(lambda: label_items(window, dialog.name(), ids))
+
+    def finished(_result: int) -> None:
+        if window.label_dialog is dialog:
+            window.label_dialog = None
+        dialog.deleteLater()
+
+    dialog.finished.connect(finished)
+    window.label_dialog = dialog
+    dialog.open()
+    return dialog
+
+
+def add_selection_to_label(window: MainWindow, name: str) -> None:
+    """The grid menu's Add to Label ▸ NAME."""
+    ids = _selection(window)
+    if ids:
+        label_items(window, name, ids)
+
+
+def label_items(window: MainWindow, name: str, ids: Sequence[int]) -> None:
+    """The items are examples of `name` (made if new), off the GUI thread."""
+    library = window.library
+    if library is None or not name.strip():
+        return
+
+    def done(result: label_ops.Labelled) -> None:
+        window.statusBar().showMessage(result.message(), 8000)
+        window.poll()
+
+    def failed(exc: BaseException) -> None:
+        if not isinstance(exc, LabelError):
+            log.error("labelling %d items as %r failed", len(ids), name, exc_info=exc)
+        window.show_notice(f"Not labelled: {exc}")
+
+    label_ops.run_label_op(lambda: label_ops.label_selection(library, name, ids), done, failed)
+
+
+def remove_item_label(window: MainWindow, item_id: int, name: str) -> None:
+    """The detail pane's × on a label: not NAME, for good (undo in the review window)."""
+    library = window.library
+    if library is None:
+        return
+
+    def done(changed: int) -> None:
+        if changed:
+            window.statusBar().showMessage(
+                f"Removed {name}; it will not be applied to this item again "
+                "(Undo in the review window: U).",
+                8000,
+            )
+        window.poll()
+
+    def failed(exc: BaseException) -> None:
+        if not isinstance(exc, LabelError):
+            log.error("removing %r from item %s failed", name, item_id, exc_info=exc)
+        window.show_notice(f"The label was not removed: {exc}")
+
+    label_ops.run_label_op(lambda: label_ops.remove_label(library, name, [item_id]), done, failed)
+
+
+def show_label(window: MainWindow, name: str) -> None:
+    """A label in the sidebar: the grid shows its items (the search `label:NAME`)."""
+    text = with_filter("", "label", name)
+    window.search.set_text_quietly(text)
+    search_text_changed(window, text)
+    search(window)
+
+
+def show_review(window: MainWindow, label: str = "") -> None:
+    """View ▸ Review Suggestions (Ctrl+Shift+L): the review window, on `label`'s queue
+    (every label's when "")."""
+    from desktop.views.review_window import ReviewWindow
+
+    library, thumbs = window.library, window.thumbs
+    if library is None or thumbs is None:
+        return
+    review = window.review_window
+    if review is None:
+        review = ReviewWindow(library, thumbs, window)
+        window.review_window = review
+
+        def closed() -> None:
+            if window.review_window is review:
+                window.review_window = None
+            review.deleteLater()
+
+        review.closed.connect(closed)
+    review.set_label(label or None)
+    review.show()
+    review.raise_()
+    review.activateWindow()
+    review.setFocus()

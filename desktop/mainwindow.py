@@ -1,4 +1,5 @@
-"""The main window: library grid, sidebar (imports, watched folders), detail pane, jobs dock.
+"""The main window: library grid, sidebar (labels, imports, watched folders), detail pane,
+jobs dock; the review window (View ▸ Review Suggestions) is a window of its own.
 
 The window is a thin front end: layout, wiring and the poll loop. Its menus and
 shortcuts are the table in `desktop.menus`; the commands they run are in
@@ -20,11 +21,13 @@ from pathlib import Path
 from typing import Protocol
 
 from desktop import actions
+from desktop.dialogs.new_label import NewLabelDialog
 from desktop.dialogs.settings import SettingsDialog
 from desktop.hostcontrol import HostControl
 from desktop.itemmodels.grid import GridModel
 from desktop.menus import build_actions
 from desktop.operations import imports as import_ops
+from desktop.operations import labels as label_ops
 from desktop.operations import library as library_ops
 from desktop.operations import search as search_ops
 from desktop.operations import watch as watch_ops
@@ -51,8 +54,10 @@ from desktop.views.grid import THUMB_BOX, GridView
 from desktop.views.host_banner import HOST_DIED, HostBanner
 from desktop.views.imports_panel import ImportsPanel, StatusSummary
 from desktop.views.jobs_panel import JobsPanel
+from desktop.views.labels_panel import LabelsPanel
 from desktop.views.notice import NOTICE_MS, Notice
 from desktop.views.panel_dock import PanelDock
+from desktop.views.review_window import ReviewWindow
 from desktop.views.search_chips import SearchBar
 from desktop.views.sidebar import Sidebar
 from desktop.views.similar_bar import SimilarBar
@@ -89,6 +94,8 @@ class MainWindow(QMainWindow):
     more_like_this_action: QAction
     show_folder_action: QAction
     retry_action: QAction
+    new_label_action: QAction
+    review_action: QAction
 
     def __init__(
         self,
@@ -109,7 +116,10 @@ class MainWindow(QMainWindow):
         self.panels: list[Panel] = []
         self.status_summary: StatusSummary | None = None
         self.notices: list[str] = []  # every notice shown (for tests and logs)
+        self.review_window: ReviewWindow | None = None
+        self.label_dialog: NewLabelDialog | None = None  # the last one asked (for tests)
         self._seq = 0
+        self._labels_seq = 0
         self._panels_at = 0.0
 
         self.setWindowTitle("Shoebox")
@@ -159,6 +169,9 @@ class MainWindow(QMainWindow):
         self.detail.closeRequested.connect(self.close_detail)
         self.detail.retryRequested.connect(lambda item_id: actions.retry_items(self, item_id))
         self.detail.showObjectsToggled.connect(lambda on: actions.set_show_objects(self, on))
+        self.detail.labelRemoved.connect(
+            lambda item_id, name: actions.remove_item_label(self, item_id, name)
+        )
         self.detail.hide()
 
         self.sidebar = Sidebar()
@@ -219,6 +232,10 @@ class MainWindow(QMainWindow):
     def watched_panel(self) -> WatchedPanel | None:
         return self.sidebar.watched_panel
 
+    @property
+    def labels_panel(self) -> LabelsPanel | None:
+        return self.sidebar.labels_panel
+
     # -- library -----------------------------------------------------------------
 
     def open_library(self, folder: Path) -> bool:
@@ -242,6 +259,7 @@ class MainWindow(QMainWindow):
             return False
         self.library = library
         self._seq = library.seq()  # before the ids are read: nothing falls in between
+        self._labels_seq = label_ops.current_seq(library)
         self.thumbs = ThumbnailCache(library.root, THUMB_BOX, self)
         self.grid_model.set_library(library, self.thumbs)
         self.setWindowTitle(f"{library.root.name} — Shoebox")
@@ -270,7 +288,11 @@ class MainWindow(QMainWindow):
         self.poll_timer.stop()
         for op in self.imports:
             op.cancel.set()
+        if self.review_window is not None:
+            self.review_window.close()
+            self.review_window = None
         wait_for_pool()
+        label_ops.wait_for_label_pool()
         if self.host is not None:
             self.host.stop()
             self.host.deleteLater()
@@ -293,9 +315,14 @@ class MainWindow(QMainWindow):
         """The panels of one library: the poll refreshes each of `self.panels`."""
         imports, watched = self.sidebar.show_library(library)
         watched.addRequested.connect(self.watch_action.trigger)
+        labels = self.sidebar.labels_panel
+        assert labels is not None
+        labels.labelClicked.connect(lambda name: actions.show_label(self, name))
+        labels.reviewRequested.connect(lambda name: actions.show_review(self, name))
+        labels.newRequested.connect(self.new_label_action.trigger)
         self.jobs_panel = JobsPanel(library)
         self.jobs_dock.set_panel(self.jobs_panel)
-        self.panels = [imports, watched, self.jobs_panel]
+        self.panels = [labels, imports, watched, self.jobs_panel]
         self.status_summary = StatusSummary(library)
         self.summary_label.set_library(library, self.status_summary)
 
@@ -325,6 +352,8 @@ class MainWindow(QMainWindow):
         elif changes.item_ids:
             self.grid_model.apply_changes(changes.item_ids)
             self.detail.refresh(changes.item_ids)
+        if moved:
+            self._labels_changed(library)
         now = time.monotonic()
         if moved or now - self._panels_at >= PANEL_IDLE_S:
             self._panels_at = now
@@ -332,6 +361,18 @@ class MainWindow(QMainWindow):
                 panel.refresh(changes if moved else None)
             self._update_status()
         return changes
+
+    def _labels_changed(self, library: Library) -> None:
+        """A label changed (a decision, a training): what shows labels follows. The
+        labels panel checks for itself; the detail pane and the review window here."""
+        seq = label_ops.current_seq(library)
+        if seq == self._labels_seq:
+            return
+        self._labels_seq = seq
+        if self.detail.isVisible() and self.detail.item_id is not None:
+            self.detail.reload()
+        if self.review_window is not None:
+            self.review_window.refresh()
 
     def refresh(self) -> None:
         """F5: re-read everything."""
@@ -342,6 +383,8 @@ class MainWindow(QMainWindow):
         self.detail.reload()
         for panel in self.panels:
             panel.refresh(None)
+        if self.review_window is not None:
+            self.review_window.reload()
         self._update_status()
 
     def _update_status(self) -> None:

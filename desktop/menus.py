@@ -113,6 +113,14 @@ MENUS: tuple[Menu, ...] = (
                 "find_action", "&Find…", lambda w: w.toolbar.focus_search(), Key.Find, "Ctrl+F"
             ),
             ActionSpec("refresh_action", "&Refresh", lambda w: w.refresh(), Key.Refresh, "F5"),
+            SEPARATOR,
+            ActionSpec(
+                "review_action",
+                "Re&view Suggestions…",
+                actions.show_review,
+                "Ctrl+Shift+L",
+                tip="Answer what Shoebox is not sure of about your labels, by key",
+            ),
         ),
     ),
     (
@@ -130,6 +138,14 @@ MENUS: tuple[Menu, ...] = (
             ),
             ActionSpec(
                 "retry_action", "&Retry Failed Steps", actions.retry_selected, "Ctrl+Shift+R"
+            ),
+            SEPARATOR,
+            ActionSpec(
+                "new_label_action",
+                "New &Label from Selection…",
+                actions.new_label_from_selection,
+                "Ctrl+L",
+                tip="Name what the selected items have in common; Shoebox learns it",
             ),
         ),
     ),

@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 from desktop.qt import QThreadPool
 from desktop.threads import run_in_thread
-from engine.learning.labels import labels_for, labels_seq
+from engine.learning.labels import find_label, labels_for, labels_seq
+from engine.learning.names import LabelError
 from engine.learning.review import REASON_WORDS
 from engine.library import Library
 
@@ -226,6 +227,43 @@ def item_labels(library: Library, item_id: int) -> list[dict[str, Any]]:
 def create_label(library: Library, name: str, item_ids: Sequence[int]) -> int:
     """A new label with these items as its examples; its first training starts now."""
     return library.create_label(name, list(item_ids))
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """What "New Label from Selection" did: made `name` (`created`) or added to it."""
+
+    name: str
+    created: bool
+    changed: int  # items that became examples (already so: not counted)
+
+    def message(self) -> str:
+        items = f"{self.changed:,} item{'' if self.changed == 1 else 's'}"
+        if self.created:
+            return (
+                f"New label {self.name} from {items}; Shoebox is learning it "
+                "(Review its suggestions: Ctrl+Shift+L)."
+            )
+        if not self.changed:
+            return f"Those items are already {self.name}."
+        return f"Added {items} to {self.name}."
+
+
+def label_names(library: Library) -> list[str]:
+    """Every label's name, by name (one small read: fine on the GUI thread)."""
+    return [str(r["name"]) for r in library.label_counts()]
+
+
+def label_selection(library: Library, name: str, item_ids: Sequence[int]) -> Labelled:
+    """The items are examples of `name`: a new label when there is none of that name
+    (any spelling: "receipts" is Receipts), else they are added to it."""
+    try:
+        found = find_label(library.catalog.conn, name)
+    except LabelError:
+        create_label(library, name, item_ids)
+        shown = find_label(library.catalog.conn, name).name
+        return Labelled(shown, True, len(set(item_ids)))
+    return Labelled(found.name, False, add_to_label(library, found.name, item_ids))
 
 
 def add_to_label(library: Library, name: str, item_ids: Sequence[int]) -> int:

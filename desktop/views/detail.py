@@ -1,13 +1,16 @@
 """The detail pane: large preview (with the detected objects' boxes, or a page's word
 boxes), why the item matched the search, tags and objects, the text of its pages,
-metadata, every path, each stage's state and error."""
+its labels (yours or automatic, each removable), metadata, every path, each stage's
+state and error."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from desktop.operations import labels as label_ops
 from desktop.qt import (
     QCheckBox,
     QDesktopServices,
@@ -33,6 +36,7 @@ from desktop.qt import (
 from desktop.threads import run_in_thread
 from desktop.views.enrichment import ObjectsView, TagsView
 from desktop.views.grid import BADGE_COLOURS, is_dark
+from desktop.views.label_chips import LabelChips
 from desktop.views.page_text import PagePreview, PageTextView, read_page_image
 from desktop.views.waiting_banner import reason_html
 from engine.browse import ItemDetail, item_detail
@@ -81,9 +85,11 @@ def _section(title: str) -> QLabel:
 class DetailPane(QWidget):
     """Shows one item. `retryRequested(item_id)` asks the window to retry its failed stages;
     `showObjectsToggled(on)` says the user flipped "Show objects" (the window keeps the
-    setting and its menu action in step, and calls `set_show_objects`)."""
+    setting and its menu action in step, and calls `set_show_objects`);
+    `labelRemoved(item_id, name)` asks to take a label off the item."""
 
     retryRequested = Signal(int)
+    labelRemoved = Signal(int, str)
     closeRequested = Signal()
     showObjectsToggled = Signal(bool)
 
@@ -96,6 +102,8 @@ class DetailPane(QWidget):
         self.enrichment: Enrichment | None = None
         self.tags_view: TagsView | None = None
         self.objects_view: ObjectsView | None = None
+        self.labels_view: LabelChips | None = None
+        self.labels: list[dict[str, Any]] = []
         self.open_folder: Callable[[str], object] = open_containing_folder
         self._image: QImage | None = None
         self._preview_path: str | None = None
@@ -171,6 +179,7 @@ class DetailPane(QWidget):
         self.item_id = None
         self.detail = None
         self.enrichment = None
+        self.labels = []
         self.pages, self._pages_of = [], None
         self.preview.set_detections([], None)
         self.preview.set_words([], [], None)
@@ -190,6 +199,7 @@ class DetailPane(QWidget):
         self.detail = detail = item_detail(conn, self.item_id)
         embed_model = self.library.settings.models.embed or None
         self.enrichment = item_enrichment(conn, self.item_id, embed_model) if detail else None
+        self.labels = label_ops.item_labels(self.library, self.item_id) if detail else []
         self.title.setText(detail.name if detail else "(removed)")
         self.title.setToolTip(detail.name if detail else "")
         found = self.enrichment
@@ -320,6 +330,7 @@ class DetailPane(QWidget):
         error_colour = "#f87171" if is_dark(self.palette()) else "#b91c1c"
 
         self.tags_view = self.objects_view = None
+        self.labels_view = None
         self.text_view = self.matched = None
         hit = self.search_hits.get(detail.id)
         if hit is not None and hit.why:
@@ -330,6 +341,14 @@ class DetailPane(QWidget):
             self.matched.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.matched.setContentsMargins(0, 8, 0, 0)
             layout.addWidget(self.matched)
+        if self.labels:
+            layout.addWidget(_section("Labels"))
+            self.labels_view = LabelChips(self.labels)
+            item_id = detail.id
+            self.labels_view.removeRequested.connect(
+                lambda name: self.labelRemoved.emit(item_id, name)
+            )
+            layout.addWidget(self.labels_view)
         found = self.enrichment
         if found is not None and found.tags:
             layout.addWidget(_section("Tags"))

@@ -1,12 +1,15 @@
 """The sidebar's labels: each of the user's categories with how many items are theirs,
 labelled automatically and waiting for review; a click shows the label's items.
 
-Thin: the counts come from `desktop.operations.labels`, re-read only when a label
-changed (`labels_seq` moved). What a click does is the window's (`labelClicked`,
+Thin: the counts come from `desktop.operations.labels`, re-read off the GUI thread
+(in the label pool, so a read after a decision sees it) only when a label changed
+(`labels_seq` moved). What a click does is the window's (`labelClicked`,
 `reviewRequested`, `newRequested`).
 """
 
 from __future__ import annotations
+
+import logging
 
 from desktop.operations import labels as label_ops
 from desktop.qt import (
@@ -24,6 +27,8 @@ from desktop.qt import (
     Signal,
 )
 from engine.library import Changes, Library
+
+log = logging.getLogger("shoebox.desktop")
 
 COUNT_ROLE = int(Qt.ItemDataRole.UserRole) + 2
 ROWS_SHOWN = 8
@@ -50,6 +55,8 @@ class LabelsPanel(QWidget):
         self.counts: list[label_ops.LabelCount] = []
         self.reads = 0  # times the counts were read (for tests)
         self._seq = -1
+        self._reading = False
+        self._gone = False  # the library closed: a late read is dropped
 
         heading = QLabel("Labels")
         font = heading.font()
@@ -93,18 +100,40 @@ class LabelsPanel(QWidget):
         layout.addLayout(header)
         layout.addWidget(self.view)
         layout.addWidget(self.empty)
+        self.view.hide()
+        self.empty.hide()
         self.reload()
 
     def refresh(self, changes: Changes | None) -> None:
         """From the window's poll: re-read when a label changed."""
-        if label_ops.current_seq(self.library) != self._seq:
+        if not self._reading and label_ops.current_seq(self.library) != self._seq:
             self.reload()
 
     def reload(self) -> None:
+        """Read the counts (after every label operation already asked)."""
         self._seq = label_ops.current_seq(self.library)
-        counts = label_ops.label_counts(self.library)
+        self._reading = True
+        library = self.library
+
+        def failed(exc: BaseException) -> None:
+            self._reading = False
+            log.error("reading the labels failed", exc_info=exc)
+
+        label_ops.run_label_op(lambda: label_ops.label_counts(library), self._show, failed)
+
+    def detach(self) -> None:
+        """The library is closing: nothing more is shown."""
+        self._gone = True
+
+    def is_idle(self) -> bool:
+        return not self._reading
+
+    def _show(self, counts: list[label_ops.LabelCount]) -> None:
+        self._reading = False
+        if self._gone:
+            return
         self.reads += 1
-        if counts == self.counts:
+        if counts == self.counts and self.reads > 1:
             return
         selected = self.selected_label()
         self.counts = counts

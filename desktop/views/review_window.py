@@ -24,6 +24,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from desktop.operations import labels as label_ops
@@ -86,7 +87,8 @@ def percent(value: float | None) -> str:
 
 
 def progress_text(info: LabelInfo | None, decisions: int) -> str:
-    """The bottom line: this session's decisions, then how far the label is."""
+    """The bottom line: this session's decisions, then how far the label is — its model
+    version, estimated and audited precision, how many items it labels by itself."""
     parts = [f"{decisions:,} decision{'' if decisions == 1 else 's'} this session"]
     if info is None:
         return parts[0]
@@ -94,13 +96,10 @@ def progress_text(info: LabelInfo | None, decisions: int) -> str:
         parts.append(f"{info.name}: not trained yet")
     else:
         parts.append(f"{info.name} model v{info.version}")
-    if info.estimated_precision is not None:
-        parts.append(f"estimated precision {percent(info.estimated_precision)}")
+    parts.append(f"estimated precision {percent(info.estimated_precision)}")
     if info.audited:
-        lower = percent(info.audited_precision_lower)
-        parts.append(
-            f"audited {percent(info.audited_precision)} (at least {lower}, {info.audited:,} checked)"
-        )
+        point, lower = percent(info.audited_precision), percent(info.audited_precision_lower)
+        parts.append(f"audited {point} (at least {lower}, {info.audited:,} checked)")
     else:
         parts.append("not audited yet")
     parts.append(f"{info.auto:,} labelled automatically")
@@ -133,7 +132,9 @@ class FitImage(QWidget):
         self._text = ""
 
     def set_image(self, image: QImage | None) -> None:
-        self._pixmap = QPixmap.fromImage(image) if image is not None and not image.isNull() else None
+        self._pixmap = (
+            QPixmap.fromImage(image) if image is not None and not image.isNull() else None
+        )
         self.update()
 
     def has_image(self) -> bool:
@@ -271,7 +272,9 @@ class Tile(QWidget):
             metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, int(caption.width() - score_w)),
         )
         painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
-        painter.drawText(caption, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, score)
+        painter.drawText(
+            caption, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, score
+        )
         painter.end()
 
 
@@ -487,7 +490,9 @@ class ReviewWindow(QWidget):
         action.setShortcuts([QKeySequence(k) for k in keys])
         action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         action.triggered.connect(lambda _checked=False: run())
-        shown = " / ".join(QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText) for k in keys)
+        shown = " / ".join(
+            QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText) for k in keys
+        )
         action.setToolTip(f"{tip or text} ({shown})")
         self.addAction(action)
         return action
@@ -513,11 +518,10 @@ class ReviewWindow(QWidget):
         self.skip_page_action = a("Skip Page", ["S"], self.skip_page, "Decide these later")
         moves = (("Left", -1), ("Right", 1), ("Up", -PAGE_COLUMNS), ("Down", PAGE_COLUMNS))
         self.move_actions = [
-            a(f"Move {k}", [k], lambda d=d: self.move_tile(d), "Move between tiles")
-            for k, d in moves
+            a(f"Move {k}", [k], partial(self.move_tile, d), "Move between tiles") for k, d in moves
         ]
         self.number_actions = [
-            a(f"Toggle {n}", [str((n + 1) % 10)], lambda n=n: self.toggle_tile(n), "Toggle tile")
+            a(f"Toggle {n + 1}", [str((n + 1) % 10)], partial(self.toggle_tile, n), "Toggle tile")
             for n in range(min(10, PAGE_SIZE))
         ]
         self.page_actions = [
@@ -528,8 +532,9 @@ class ReviewWindow(QWidget):
             *self.number_actions,
         ]
         self.undo_action = a("Undo", ["Ctrl+Z", "U"], self.undo, "Undo the last answer")
+        # Checkable: by the time `triggered` runs, the action has flipped already.
         self.page_mode_action = a(
-            "Confirm a Page", ["P"], lambda: self._set_mode(not self.page_mode), "A page at once"
+            "Confirm a Page", ["P"], lambda: self._set_mode(self.page_mode), "A page at once"
         )
         self.page_mode_action.setCheckable(True)
         self.one_mode_action = QAction("One at a Time", self)
@@ -592,7 +597,9 @@ class ReviewWindow(QWidget):
         """The queue as the user meets it: the engine's order, this session's skips last."""
         skipped = {k: i for i, k in enumerate(self.skipped)}
         fresh = [s for s in self.queue if key_of(s) not in skipped]
-        later = sorted((s for s in self.queue if key_of(s) in skipped), key=lambda s: skipped[key_of(s)])
+        later = sorted(
+            (s for s in self.queue if key_of(s) in skipped), key=lambda s: skipped[key_of(s)]
+        )
         return fresh + later
 
     def current_suggestion(self) -> Suggestion | None:
@@ -801,7 +808,9 @@ class ReviewWindow(QWidget):
             s = self.page[tile.index] if tile.index < n else None
             card = self._card(s.id) if s else None
             tile.current = s is not None and tile.index == self.page_current
-            tile.show_suggestion(s, card, self._pixmap(card), self.ticked.get(key_of(s), True) if s else True)
+            tile.show_suggestion(
+                s, card, self._pixmap(card), self.ticked.get(key_of(s), True) if s else True
+            )
             tile.setVisible(s is not None or tile.index < PAGE_COLUMNS)
         for i, action in enumerate(self.number_actions):
             action.setEnabled(i < n)
@@ -889,7 +898,9 @@ class ReviewWindow(QWidget):
 
     # -- answers -----------------------------------------------------------------------
 
-    def _run(self, fn: Callable[[], object], on_done: Callable[[object], None] | None = None) -> None:
+    def _run(
+        self, fn: Callable[[], object], on_done: Callable[[object], None] | None = None
+    ) -> None:
         """An operation, then a read of the queue after it."""
         self._in_flight += 1
 

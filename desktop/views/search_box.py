@@ -17,6 +17,7 @@ FILTERS: tuple[tuple[str, str, str], ...] = (
     ("Documents Only\tkind:document", "kind", "document"),
     ("", "", ""),
     ("With Tag…\ttag:", "tag", ""),
+    ("With Label…\tlabel:", "label", ""),
     ("Taken After…\tafter:", "after", ""),
     ("Taken Before…\tbefore:", "before", ""),
     ("In Folder…\tin:", "in", ""),
@@ -36,7 +37,8 @@ class SearchBox(QLineEdit):
         self.setAccessibleName("Search")
         self.setToolTip(
             "Words and “phrases” in the text of documents, names, folders and tags;\n"
-            "filters: kind:photo kind:document tag:beach after:2023 before:2024-06 in:Taxes"
+            "filters: kind:photo kind:document tag:beach label:Receipts after:2023 before:2024-06\n"
+            "in:Taxes"
         )
         self._typing = QTimer(self)
         self._typing.setSingleShot(True)

@@ -1,4 +1,5 @@
-"""The main window's sidebar: the library's name and place, its imports, its watched folders.
+"""The main window's sidebar: the library's name and place, its labels, its imports, its
+watched folders.
 
 The panels belong to one library: `show_library` builds them, `clear` drops them.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 from desktop.qt import QLabel, Qt, QVBoxLayout, QWidget
 from desktop.views.imports_panel import ImportsPanel
+from desktop.views.labels_panel import LabelsPanel
 from desktop.views.watched_panel import WatchedPanel
 from engine.library import Library
 
@@ -18,6 +20,7 @@ class Sidebar(QWidget):
         self.setMinimumWidth(220)
         self.imports_panel: ImportsPanel | None = None
         self.watched_panel: WatchedPanel | None = None
+        self.labels_panel: LabelsPanel | None = None
         side = QVBoxLayout(self)
         side.setContentsMargins(10, 10, 6, 8)
         side.setSpacing(6)
@@ -32,6 +35,9 @@ class Sidebar(QWidget):
         self.library_path.setEnabled(False)
         self.library_path.setWordWrap(True)
         side.addWidget(self.library_path)
+        self.labels_slot = QVBoxLayout()
+        self.labels_slot.setContentsMargins(0, 0, 0, 0)
+        side.addLayout(self.labels_slot)
         heading = QLabel("Imports")
         heading.setContentsMargins(0, 10, 0, 0)
         hf = heading.font()
@@ -50,6 +56,8 @@ class Sidebar(QWidget):
         self.library_label.setText(library.root.name)
         self.library_label.setToolTip(str(library.root))
         self.library_path.setText(str(library.root.parent))
+        self.labels_panel = LabelsPanel(library, self)
+        self.labels_slot.addWidget(self.labels_panel)
         self.imports_panel = ImportsPanel(library, self)
         self.imports_slot.addWidget(self.imports_panel)
         self.watched_panel = WatchedPanel(library, self)
@@ -62,9 +70,12 @@ class Sidebar(QWidget):
         self.library_path.setText("")
 
     def clear(self) -> None:
-        for widget in (self.imports_panel, self.watched_panel):
+        if self.labels_panel is not None:
+            self.labels_panel.detach()
+        for widget in (self.imports_panel, self.watched_panel, self.labels_panel):
             if widget is not None:
                 widget.hide()
                 widget.setParent(None)
                 widget.deleteLater()
         self.imports_panel = self.watched_panel = None
+        self.labels_panel = None
