@@ -86,5 +86,5 @@ def test_status_does_not_load_torch() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
-    stages = "['detect', 'embed', 'metadata', 'ocr', 'tags', 'text_embed', 'thumbnail']"
+    stages = "['detect', 'embed', 'labels', 'metadata', 'ocr', 'tags', 'text_embed', 'thumbnail']"
     assert out.stdout.strip() == f"{stages} False", out.stdout
