@@ -26,6 +26,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 " ".join(args.query),
                 kind=args.kind,
                 tags=args.tag or (),
+                labels=args.label or (),
                 after=after,
                 before=before,
                 folders=args.folder or (),
@@ -98,6 +99,12 @@ def add_parsers(sub: Any, json_flag: argparse.ArgumentParser) -> None:
     p.add_argument("query", nargs="+", metavar="QUERY")
     p.add_argument("--kind", choices=("photo", "document"))
     p.add_argument("--tag", action="append", metavar="T", help="only items with this tag")
+    p.add_argument(
+        "--label",
+        action="append",
+        metavar="NAME",
+        help="only items with this label (yours or auto)",
+    )
     p.add_argument("--after", metavar="DATE", help="taken on or after (2023, 2023-06, 2023-06-15)")
     p.add_argument("--before", metavar="DATE", help="taken before")
     p.add_argument("--folder", action="append", metavar="PATH", help="only items under PATH")

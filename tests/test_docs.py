@@ -190,6 +190,32 @@ def _similar_output(capsys: pytest.CaptureFixture[str], lib: str) -> list[dict[s
     return found
 
 
+def _label_outputs(capsys: pytest.CaptureFixture[str], lib: str) -> dict[str, list[Any]]:
+    """`label list --json` and `review --json` of a label trained on stored vectors."""
+    import numpy as np
+
+    from engine.library import Library
+    from engine.store.db import next_seq
+    from engine.vectors import store_vectors
+    from tests.engine.jobstages import run_until_idle
+
+    with Library(Path(lib)) as library:
+        library.settings.models.embed = "torchvision:mobilenet_v2"
+        library.settings.labels.debounce_s = 0.0
+        library.apply_settings()
+        with library.catalog.write() as conn:
+            ids = [r[0] for r in conn.execute("SELECT id FROM items ORDER BY id")]
+            rng = np.random.default_rng(1)
+            rows = [(i, "torchvision:mobilenet_v2", rng.standard_normal(8), "d") for i in ids]
+            store_vectors(conn, rows, next_seq(conn))
+        library.create_label("mine", ids[:1])
+        run_until_idle(library)
+    return {
+        "label list": run(capsys, "--library", lib, "label", "list", "--json"),
+        "review": run(capsys, "--library", lib, "review", "--json"),
+    }
+
+
 def test_commands_emit_their_stable_json_keys(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -203,6 +229,7 @@ def test_commands_emit_their_stable_json_keys(
         "sessions": run(capsys, "--library", lib, "sessions", "--json"),
         "items": run(capsys, "--library", lib, "items", "--json"),
         "similar": _similar_output(capsys, lib),
+        **_label_outputs(capsys, lib),
     }
     assert emitted.keys() == cli.STABLE_JSON_KEYS.keys()
     for command, objects in emitted.items():

@@ -107,7 +107,8 @@ def test_offline_without_weights_jobs_wait_then_finish_after_models_import(
     stages = status["stages"]
     assert stages["metadata"]["done"] == 5 and stages["thumbnail"]["done"] == 5
     assert stages["embed"]["waiting"] == 5 and stages["tags"]["waiting"] == 5
-    assert status["queue"]["failed"] == 0 and status["queue"]["waiting"] == 10
+    # embed, tags and labels (the last two wait on embed) for each of the 5 photos
+    assert status["queue"]["failed"] == 0 and status["queue"]["waiting"] == 15
     items = cli(capsys, "--library", lib, "items", "--json")
     reason = items[0]["stages"]["embed"]["error"]
     assert (
