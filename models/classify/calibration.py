@@ -330,7 +330,12 @@ def _log_sigmoid(u: np.ndarray) -> np.ndarray:
 
 
 def fit_pu_platt(
-    logits: np.ndarray, kind: np.ndarray, *, max_iter: int = 100
+    logits: np.ndarray,
+    kind: np.ndarray,
+    *,
+    max_iter: int = 100,
+    answered: np.ndarray | None = None,
+    pu_weight: float = 1.0,
 ) -> tuple[float, float, float]:
     """(a, b, π): Platt scaling for the library when the negatives are mostly an
     unlabelled sample that hides positives (PU data).
@@ -347,10 +352,13 @@ def fit_pu_platt(
 
     z = np.asarray(logits, dtype=np.float64)
     k = np.asarray(kind)
-    pos, rej, weak = k == 0, k == 1, k == 2
+    ans = np.zeros(len(z), dtype=bool) if answered is None else np.asarray(answered, dtype=bool)
+    # accepted review answers are Bernoulli draws of q(z), like rejections
+    acc = (k == 0) & ans
+    pos, rej, weak = (k == 0) & ~ans, k == 1, k == 2
     n0, n2 = int(pos.sum()), int(weak.sum())
     if n0 == 0 or n2 == 0:
-        y = pos
+        y = k == 0
         if not (~y).any():
             return 1.0, 0.0, 0.5
         a, b = fit_platt(z, y)
@@ -359,7 +367,9 @@ def fit_pu_platt(
     zs = z / scale
     lratio = math.log(n0 / n2)
     # start: balanced Platt, shifted to a prior of n0/(n0+n2)
-    a0, b0 = fit_platt(z, pos, np.where(pos, 1.0 / n0, 1.0 / max(len(z) - n0, 1)))
+    y0 = k == 0
+    n_y = int(y0.sum())
+    a0, b0 = fit_platt(z, y0, np.where(y0, 1.0 / n_y, 1.0 / max(len(z) - n_y, 1)))
     pi0 = 0.05
     theta0 = np.array([a0 * scale, b0 + logit(pi0), logit(pi0)])
 
@@ -371,12 +381,12 @@ def fit_pu_platt(
         log_pi = float(_log_sigmoid(np.array([lp]))[0])
         u = lratio - log_pi + log_q
         su = sigmoid(u)
-        ll_pos = _log_sigmoid(u[pos]).sum()
-        ll_weak = _log_sigmoid(-u[weak]).sum()
-        ll_rej = _log_sigmoid(-t[rej]).sum()
+        ll_pos = pu_weight * _log_sigmoid(u[pos]).sum()
+        ll_weak = pu_weight * _log_sigmoid(-u[weak]).sum()
+        ll_rej = _log_sigmoid(-t[rej]).sum() + log_q[acc].sum()
         # d/du: pos 1-su, weak -su; du/dt = 1-q; du/dlp = -(1-pi)
-        du = np.where(pos, 1 - su, 0.0) + np.where(weak, -su, 0.0)
-        dt = du * (1 - q) + np.where(rej, -q, 0.0)
+        du = pu_weight * (np.where(pos, 1 - su, 0.0) + np.where(weak, -su, 0.0))
+        dt = du * (1 - q) + np.where(rej, -q, 0.0) + np.where(acc, 1 - q, 0.0)
         pi = math.exp(log_pi)
         grad = -np.array([float(dt @ zs), float(dt.sum()), float(-du.sum() * (1 - pi))])
         # a weak pull of logit π towards 5 % keeps it finite without evidence of saturation
@@ -407,3 +417,22 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     avg = first + (counts - 1) / 2.0 + 1.0
     ranks[order] = np.repeat(avg, counts)
     return float((ranks[y].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
+
+
+def fit_answer_platt(
+    logits: np.ndarray, kind: np.ndarray, answered: np.ndarray
+) -> tuple[float, float, float] | None:
+    """(a, b, π): Platt scaling on the review answers alone — the user's answers to
+    questions chosen by score are draws of P(label | score), whatever chose them —
+    and π the mean calibrated probability of the uniform unlabelled rows (kind 2).
+    None without an accepted and a rejected answer."""
+    z = np.asarray(logits, dtype=np.float64)
+    k = np.asarray(kind)
+    ans = np.asarray(answered, dtype=bool) & (k != 2)
+    y = k[ans] == 0
+    if not y.any() or y.all():
+        return None
+    a, b = fit_platt(z[ans], y)
+    weak = k == 2
+    pi = float(np.mean(sigmoid(a * z[weak] + b))) if weak.any() else float(y.mean())
+    return a, b, float(np.clip(pi, 1e-4, 0.9))

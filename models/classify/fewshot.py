@@ -38,6 +38,7 @@ import numpy as np
 from models.classify.calibration import (
     average_precision,
     estimate_prevalence,
+    fit_answer_platt,
     fit_platt,
     fit_pu_platt,
     logit,
@@ -63,6 +64,12 @@ class LabelData:
     unlabelled_keys: np.ndarray  # (u,)
     prior: np.ndarray | None = None  # (d,) label-name text embedding, unit per block
     blocks: tuple[int, ...] = ()  # feature blocks' widths; () = one block
+    # Which rows are review answers (the user accepted / rejected a suggestion) rather
+    # than examples the user picked: answers to score-chosen questions are a fair
+    # sample of P(label | score) and calibrate the probabilities; examples are not.
+    # None: no positive is a review answer, every rejection is.
+    positive_from_review: np.ndarray | None = None  # (p,) bool
+    negative_from_review: np.ndarray | None = None  # (q,) bool
 
     @property
     def dim(self) -> int:
@@ -94,6 +101,7 @@ class TrainConfig:
     calib_reject_weight: float = 1.0  # a rejection's weight vs a weak negative in Platt
     adjust_prevalence: bool = True  # move probabilities to the library's estimated prior
     calibration: str = "pu"  # "pu": fit_pu_platt; "balanced": balanced Platt + EM prior
+    pu_weight: float = 1.0
     select: str = "auc"  # CV criterion for λ: "auc" (PU-robust) or "ap"
     max_iter: int = 200
     tol: float = 1e-6
@@ -359,6 +367,24 @@ def _problem(
 # -- training ---------------------------------------------------------------------------
 
 
+def _review_mask(data: LabelData) -> np.ndarray:
+    """(n,) bool over the stacked rows: which are review answers."""
+    p, q, u = len(data.positives), len(data.negatives), len(data.unlabelled)
+    pos = (
+        np.zeros(p, dtype=bool)
+        if data.positive_from_review is None
+        else np.asarray(data.positive_from_review, dtype=bool).ravel()
+    )
+    neg = (
+        np.ones(q, dtype=bool)
+        if data.negative_from_review is None
+        else np.asarray(data.negative_from_review, dtype=bool).ravel()
+    )
+    if len(pos) != p or len(neg) != q:
+        raise ValueError("positive_from_review / negative_from_review need one flag per row")
+    return np.concatenate([pos, neg, np.zeros(u, dtype=bool)])
+
+
 def _stack(data: LabelData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     d = data.dim
     parts = [
@@ -447,7 +473,7 @@ def _balanced_log_loss(p: np.ndarray, y: np.ndarray) -> float:
 
 
 def _calibration(
-    z: np.ndarray, kind: np.ndarray, config: TrainConfig
+    z: np.ndarray, kind: np.ndarray, config: TrainConfig, review: np.ndarray | None = None
 ) -> tuple[float, float, float]:
     """(a, b, prevalence): balanced Platt on logits `z` of rows of `kind`, then the
     intercept moved to the prevalence EM estimates on the weak (unlabelled) rows."""
@@ -462,6 +488,11 @@ def _calibration(
         w[~y] = neg_w[~y] / neg_mass
     if config.calibration == "pu":
         return fit_pu_platt(z, kind)
+    if config.calibration == "mixed":
+        return fit_pu_platt(z, kind, answered=review, pu_weight=config.pu_weight)
+    if config.calibration == "answers":
+        got = fit_answer_platt(z, kind, np.zeros(len(z), bool) if review is None else review)
+        return got if got is not None else fit_pu_platt(z, kind, answered=review)
     a, b = fit_platt(z, y, w)
     prevalence = 0.5
     weak = kind == 2
@@ -475,10 +506,14 @@ def _calibration(
 
 
 def _metrics(
-    z: np.ndarray, kind: np.ndarray, data: LabelData, config: TrainConfig
+    z: np.ndarray,
+    kind: np.ndarray,
+    data: LabelData,
+    config: TrainConfig,
+    review: np.ndarray | None = None,
 ) -> dict[str, float]:
     y = kind == 0
-    a, b, prevalence = _calibration(z, kind, config)
+    a, b, prevalence = _calibration(z, kind, config, review)
     balanced = sigmoid(a * z + b - logit(prevalence))
     strong = kind != 2
     return {
@@ -518,6 +553,7 @@ def train_label(data: LabelData, config: TrainConfig = TrainConfig()) -> TrainRe
     if config.prior_mode not in PRIOR_MODES:
         raise ValueError(f"prior_mode must be one of {PRIOR_MODES}")
     X, kind, keys = _stack(data)
+    review = _review_mask(data)
     if not (kind == 0).any():
         raise ValueError("a label needs at least one positive example")
     base = _Recipe(config.default_reg, config.weak_weight, config.prior_reg, config.prior_mode)
@@ -533,7 +569,13 @@ def train_label(data: LabelData, config: TrainConfig = TrainConfig()) -> TrainRe
             i = int(np.nonzero(aps >= best - config.ap_tolerance)[0][0])  # largest λ that is close
             reg = regs[i]
             z_oof, k_oof = logits[i][have], kind[have]
-            oof = {"logits": z_oof, "kind": k_oof, "keys": keys[have], "ap_by_reg": aps}
+            oof = {
+                "logits": z_oof,
+                "kind": k_oof,
+                "keys": keys[have],
+                "review": review[have],
+                "ap_by_reg": aps,
+            }
         else:
             reg = config.default_reg
     else:
@@ -558,11 +600,11 @@ def train_label(data: LabelData, config: TrainConfig = TrainConfig()) -> TrainRe
         w = dirs.sum(axis=1) * 10.0
         b = -float(np.median(X @ w))
     if oof:
-        a, cb, prevalence = _calibration(oof["logits"], oof["kind"], config)
-        metrics = _metrics(oof["logits"], oof["kind"], data, config)
+        a, cb, prevalence = _calibration(oof["logits"], oof["kind"], config, oof["review"])
+        metrics = _metrics(oof["logits"], oof["kind"], data, config, oof["review"])
     else:  # in-sample calibration: overconfident, and enough_evidence says no anyway
         z_in = X @ w + b
-        a, cb, prevalence = _calibration(z_in, kind, config)
+        a, cb, prevalence = _calibration(z_in, kind, config, review)
         metrics = _empty_metrics(data)
         metrics["prevalence"] = prevalence
     head = Head(w.astype(np.float32), float(b), float(a), float(cb), float(prevalence))
@@ -575,13 +617,14 @@ def evaluate_recipe(
     """Out-of-fold metrics of `recipe` (a `TrainResult.recipe`) on this data's folds —
     the same names as `TrainResult.metrics`. NaN metrics when CV cannot run."""
     X, kind, keys = _stack(data)
+    review = _review_mask(data)
     rec = _Recipe.from_mapping(recipe, config)
     if not _can_cv(kind, config):
         return _empty_metrics(data)
     logits, have = _cv_logits(data, X, kind, keys, (rec.reg,), rec, config)
     if not have.any() or not (kind[have] == 0).any() or not (kind[have] != 0).any():
         return _empty_metrics(data)
-    return _metrics(logits[0][have], kind[have], data, config)
+    return _metrics(logits[0][have], kind[have], data, config, review[have])
 
 
 def enough_evidence(

@@ -53,9 +53,7 @@ def test_label_and_review_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert all(0 <= s <= 1 for s in scores)
 
     wrong = [str(q["id"]) for q in queue if not in_label(q["id"])] or [str(members(N, 4)[-1] + 1)]
-    assert cli(capsys, path, "review", "reject", *wrong, "--label", "cats")["changed"] == len(
-        wrong
-    )
+    assert cli(capsys, path, "review", "reject", *wrong, "--label", "cats")["changed"] == len(wrong)
     (row,) = cli(capsys, path, "label", "list")
     assert row["negatives"] == len(wrong)
     undone = cli(capsys, path, "review", "undo")["undone"]
