@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from _common import emit, peak_rss_mb
 
 MODEL = "bench:clusters512"
