@@ -145,5 +145,5 @@ class LabelsStage:
                         self.settings,
                         "learn",
                         str(label_id),
-                        delay_s=max(self.settings.labels.debounce_s, 5.0),
+                        delay_s=self.settings.labels.debounce_s,
                     )

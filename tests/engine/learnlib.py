@@ -5,6 +5,7 @@ the catalog under a made-up model key, the way the embed stage stores them."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,3 +73,50 @@ if __name__ == "__main__":  # a worker host in its own process, for the kill tes
 
     with open_learning(Path(sys.argv[1])) as library:
         run_until_idle(library, timeout=120)
+
+
+class FakeEmbed:
+    """An `embed` stage that 'embeds' item i as row i of `clustered(…, seed)` under the
+    configured model's key: switching models gives every item a new vector."""
+
+    lane = "import"
+    kinds = frozenset({"photo", "document"})
+    requires: tuple[str, ...] = ()
+    batch_size = 1
+    reads_original = False
+    timeout_s: float | None = None
+    name = "embed"
+
+    def __init__(self, model: str, n: int, seed: int) -> None:
+        self.version = model
+        self.model = model
+        self.vectors = clustered(n, seed=seed)
+
+    def prepare(self, item: Any, ctx: Any) -> Any:
+        return item
+
+    def run(self, item: Any, ctx: Any) -> Any:
+        from engine.pipeline.types import StageOutput
+
+        return StageOutput(data={"row": (item.id - 1) % len(self.vectors)})
+
+    def store(self, conn: Any, item: Any, output: Any, seq: int) -> None:
+        from engine.pipeline.types import upsert_result
+
+        vector = self.vectors[output.data["row"]]
+        store_vectors(conn, [(item.id, self.model, vector, self.model)], seq)
+        upsert_result(conn, item.id, self.name, self.version, output.data)
+
+
+def staged_registry(lib: Library, model: str, n: int, seed: int) -> StageRegistry:
+    """embed (fake) → labels (the real scoring stage) and the learn/rescore tasks."""
+    from engine.learning.scoring import LabelsStage
+    from engine.learning.training import LearnTask, RescoreTask
+
+    settings = lib.settings
+    settings.models.embed = model
+    learn = LearnTask(settings)
+    return StageRegistry(
+        [FakeEmbed(model, n, seed), LabelsStage(settings, learn)],
+        [learn, RescoreTask(settings, learn)],
+    )

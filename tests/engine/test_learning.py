@@ -192,3 +192,42 @@ def test_a_burst_of_decisions_trains_once(lib: Library) -> None:
         lib.label_items("cats", [item])
     jobs = rows(lib, "SELECT state, not_before FROM jobs WHERE stage = 'learn'")
     assert len(jobs) == 1 and jobs[0][0] == "queued" and float(jobs[0][1]) > 0
+
+
+def test_changing_the_embedding_model_retrains_from_the_examples(tmp_path: Path) -> None:
+    from engine.jobs import reindex
+    from tests.engine.jobstages import add_items, fast_settings
+    from tests.engine.learnlib import staged_registry
+
+    lib = Library(tmp_path / "lib")
+    fast_settings(lib)
+    lib.settings.labels.debounce_s = 0.0
+    lib._registry = staged_registry(lib, "fake:one", N, seed=0)
+    add_items(lib, N)
+    run_until_idle(lib)
+    lib.create_label("cats", members(N)[:6])
+    run_until_idle(lib)
+    (v1,) = lib.label_versions("cats")
+    assert v1["status"] == "active"
+    # A new item is scored by the active version as it arrives, without a training.
+    (new,) = add_items(lib, 1)
+    run_until_idle(lib)
+    assert [
+        r[0]
+        for r in rows(lib, "SELECT state FROM jobs WHERE stage = 'labels' AND item_id = ?", new)
+    ] == ["done"]
+    assert len(lib.label_versions("cats")) == 1
+
+    lib._registry = staged_registry(lib, "fake:two", N, seed=7)
+    with lib.catalog.write() as conn:
+        assert reindex.sync_versions(conn, lib.registry), "the model change re-indexes"
+    run_until_idle(lib)
+    versions = lib.label_versions("cats")
+    assert len(versions) >= 2
+    newest = max(versions, key=lambda v: v["version"])
+    assert newest["active"], newest
+    (space,) = rows(lib, "SELECT models FROM label_versions WHERE version = ?", newest["version"])
+    assert '"image_model": "fake:two"' in space[0]
+    # Trained from the same examples, now in the new model's space.
+    assert summary(lib)["examples"] == 6
+    assert suggested(lib) and not suggested(lib) & set(members(N)[:6])
