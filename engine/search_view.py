@@ -23,6 +23,7 @@ FILTER_KEYS: dict[str, str] = {
     "type": "kind",
     "is": "kind",
     "tag": "tag",
+    "label": "label",
     "after": "after",
     "since": "after",
     "from": "after",
@@ -39,7 +40,7 @@ _MARK = re.compile(r"\[([^\[\]]*)\]")
 class FilterChip:
     """One inline filter of the box: `text[start:end]` is how it was typed."""
 
-    key: str  # kind | tag | after | before | in
+    key: str  # kind | tag | label | after | before | in
     value: str
     start: int
     end: int

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from desktop.threads import run_in_thread
 from engine.library import Library
 from engine.search.hybrid import Hit
-from engine.search.query import _TOKEN, QueryError, parse
+from engine.search.query import QueryError, parse
 from engine.search_view import FilterChip, ids_in_state
 from engine.search_view import filter_chips as engine_filter_chips
 from engine.text_view import search_terms
@@ -79,18 +79,8 @@ class SearchState:
 
 
 def filter_chips(text: str) -> list[FilterChip]:
-    """The box's inline filters as chips, `label:` ones included (the engine's chips
-    leave that key out for now; its query reads it)."""
-    chips = engine_filter_chips(text)
-    seen = {(c.start, c.end) for c in chips}
-    for m in _TOKEN.finditer(text):
-        key = m.group("key")
-        if key is None or key.lower() != "label" or (m.start(), m.end()) in seen:
-            continue
-        value = m.group("qval") if m.group("qval") is not None else m.group("val") or ""
-        if value.strip():
-            chips.append(FilterChip("label", value.strip(), m.start(), m.end()))
-    return sorted(chips, key=lambda c: c.start)
+    """The box's inline filters as chips (`label:` included)."""
+    return engine_filter_chips(text)
 
 
 def prepare(library: Library) -> None:
