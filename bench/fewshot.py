@@ -169,6 +169,7 @@ def review_run(dom: Any, label: str, seed: int) -> dict[str, Any]:
     n = len(X)
     total_pos = int(y.sum())
     state = np.zeros(n, dtype=np.int8)  # 0 undecided, 1 positive, -1 rejected
+    answered = np.zeros(n, dtype=bool)  # decided through the review queue
     examples = rng.choice(np.nonzero(y)[0], 5, replace=False)
     state[examples] = 1
     decisions = 0
@@ -180,7 +181,17 @@ def review_run(dom: Any, label: str, seed: int) -> dict[str, Any]:
         und = np.nonzero(state == 0)[0]
         unl = rng.choice(und, min(WEAK, len(und)), replace=False)
         P, N = np.nonzero(state == 1)[0], np.nonzero(state == -1)[0]
-        data = LabelData(X[P], X[N], X[unl], ids[P], ids[N], ids[unl], prior=dom.priors[label])
+        data = LabelData(
+            X[P],
+            X[N],
+            X[unl],
+            ids[P],
+            ids[N],
+            ids[unl],
+            prior=dom.priors[label],
+            positive_from_review=answered[P],
+            negative_from_review=answered[N],
+        )
         result = train_label(data)
         proba = result.head.proba(X[und])
         ok, why = enough_evidence(data, result.metrics)
@@ -218,6 +229,7 @@ def review_run(dom: Any, label: str, seed: int) -> dict[str, Any]:
         for sg in sugg:
             item = und[cand[sg.index]]
             state[item] = 1 if y[item] else -1
+            answered[item] = True
             if threshold is not None and sg.score >= threshold:
                 audited[0 if y[item] else 1] += 1
         decisions += len(sugg)

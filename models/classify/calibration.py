@@ -223,7 +223,9 @@ def candidate_threshold(proba: np.ndarray, target: float) -> tuple[float | None,
         return None, None, 0
     order = np.sort(p)[::-1]
     cummean = np.cumsum(order) / np.arange(1, order.size + 1)
-    ok = np.nonzero(cummean >= target)[0]
+    # only cut between distinct values: every item tied at t is labelled too
+    last_of_tie = np.r_[order[1:] != order[:-1], True]
+    ok = np.nonzero((cummean >= target) & last_of_tie)[0]
     if ok.size == 0:
         return None, float(order[0]), 0
     k = int(ok[-1]) + 1
@@ -419,20 +421,82 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[y].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
 
 
+def fit_logistic_1d(
+    z: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    *,
+    slope_ridge: float = 0.0,
+    max_iter: int = 50,
+) -> tuple[float, float]:
+    """(a, b) maximising Σ w·log-likelihood of y ~ Bernoulli(sigmoid(a·z + b)) minus
+    slope_ridge/2·(a·sd(z))² (Newton). Unsmoothed targets: the ridge is what keeps a
+    separable set finite."""
+    z = np.asarray(z, dtype=np.float64)
+    t = np.asarray(y, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    scale = float(np.sqrt(np.average((z - np.average(z, weights=w)) ** 2, weights=w))) or 1.0
+    zs = z / scale
+    a, b = 1.0, 0.0
+
+    def loss(a: float, b: float) -> float:
+        u = a * zs + b
+        ll = float(np.sum(w * (t * u - np.logaddexp(0.0, u))))
+        return -ll + 0.5 * slope_ridge * a * a
+
+    cur = loss(a, b)
+    for _ in range(max_iter):
+        p = sigmoid(a * zs + b)
+        r = w * (p - t)
+        g = np.array([np.sum(r * zs) + slope_ridge * a, np.sum(r)])
+        h = w * p * (1 - p)
+        H = np.array(
+            [[np.sum(h * zs * zs) + slope_ridge, np.sum(h * zs)], [np.sum(h * zs), np.sum(h)]]
+        )
+        H += np.eye(2) * 1e-9 * (1 + np.trace(H))
+        step = np.linalg.solve(H, g)
+        lam = 1.0
+        while lam > 1e-8:
+            na, nb = a - lam * step[0], b - lam * step[1]
+            new = loss(na, nb)
+            if new <= cur + 1e-12:
+                break
+            lam /= 2
+        else:
+            break
+        done = cur - new < 1e-10 * (1 + abs(new))
+        a, b, cur = na, nb, new
+        if done:
+            break
+    return float(a / scale), float(b)
+
+
 def fit_answer_platt(
-    logits: np.ndarray, kind: np.ndarray, answered: np.ndarray
+    logits: np.ndarray,
+    kind: np.ndarray,
+    answered: np.ndarray,
+    *,
+    slope_ridge: float = 0.05,
+    low_weight: float = 1.0,
 ) -> tuple[float, float, float] | None:
-    """(a, b, π): Platt scaling on the review answers alone — the user's answers to
-    questions chosen by score are draws of P(label | score), whatever chose them —
-    and π the mean calibrated probability of the uniform unlabelled rows (kind 2).
-    None without an accepted and a rejected answer."""
+    """(a, b, π): Platt scaling on the review answers — the user's answers to questions
+    chosen by score are draws of P(label | score), whatever chose them — plus the lower
+    half of the uniform unlabelled rows (kind 2) as negatives of weight `low_weight`
+    (below the median score nearly every item is a negative: they pin the lower tail),
+    and π the mean calibrated probability of the unlabelled rows. None without an
+    accepted and a rejected answer."""
     z = np.asarray(logits, dtype=np.float64)
     k = np.asarray(kind)
     ans = np.asarray(answered, dtype=bool) & (k != 2)
     y = k[ans] == 0
     if not y.any() or y.all():
         return None
-    a, b = fit_platt(z[ans], y)
     weak = k == 2
-    pi = float(np.mean(sigmoid(a * z[weak] + b))) if weak.any() else float(y.mean())
+    zw = z[weak]
+    low = zw[zw <= np.median(zw)] if weak.any() else zw
+    zz = np.r_[z[ans], low]
+    yy = np.r_[y, np.zeros(len(low), dtype=bool)]
+    ww = np.r_[np.ones(int(ans.sum())), np.full(len(low), low_weight)]
+    a, b = fit_logistic_1d(zz, yy, ww, slope_ridge=slope_ridge)
+    pi = float(np.mean(sigmoid(a * zw + b))) if weak.any() else float(y.mean())
     return a, b, float(np.clip(pi, 1e-4, 0.9))

@@ -100,8 +100,13 @@ class TrainConfig:
     ap_tolerance: float = 1e-4  # prefer the largest λ whose OOF criterion is this close to the best
     calib_reject_weight: float = 1.0  # a rejection's weight vs a weak negative in Platt
     adjust_prevalence: bool = True  # move probabilities to the library's estimated prior
-    calibration: str = "pu"  # "pu": fit_pu_platt; "balanced": balanced Platt + EM prior
+    # "answers": Platt on the review answers (fit_answer_platt), PU Platt without them;
+    # "pu": fit_pu_platt; "mixed": PU Platt with accepts as Bernoulli;
+    # "balanced": balanced Platt + EM prior
+    calibration: str = "answers"
     pu_weight: float = 1.0
+    slope_ridge: float = 0.05
+    low_weight: float = 1.0
     select: str = "auc"  # CV criterion for λ: "auc" (PU-robust) or "ap"
     max_iter: int = 200
     tol: float = 1e-6
@@ -491,7 +496,13 @@ def _calibration(
     if config.calibration == "mixed":
         return fit_pu_platt(z, kind, answered=review, pu_weight=config.pu_weight)
     if config.calibration == "answers":
-        got = fit_answer_platt(z, kind, np.zeros(len(z), bool) if review is None else review)
+        got = fit_answer_platt(
+            z,
+            kind,
+            np.zeros(len(z), bool) if review is None else review,
+            slope_ridge=config.slope_ridge,
+            low_weight=config.low_weight,
+        )
         return got if got is not None else fit_pu_platt(z, kind, answered=review)
     a, b = fit_platt(z, y, w)
     prevalence = 0.5
