@@ -95,7 +95,7 @@ class TrainConfig:
     weak_weight: float = 0.1  # a weak (unlabelled) negative's weight relative to a rejection
     prior_reg: float = 1e-3  # ridge on the prior scales sⱼ
     prior_mode: str = "auto"  # auto: text (if given) + centroid; text; centroid; none
-    default_reg: float = 1.0  # λ when cross-validation cannot run (too few positives)
+    default_reg: float = 0.1  # λ when cross-validation cannot run (too few positives)
     min_cv_positives: int = 8
     ap_tolerance: float = 1e-4  # prefer the largest λ whose OOF criterion is this close to the best
     calib_reject_weight: float = 1.0  # a rejection's weight vs a weak negative in Platt
@@ -105,6 +105,11 @@ class TrainConfig:
     # "balanced": balanced Platt + EM prior
     calibration: str = "answers"
     pu_weight: float = 1.0
+    loo_prior: bool = True  # positives' centroid feature leaves the positive out
+    prefer_small_reg: bool = False
+    prior_growth: float = 0.01  # the prior ridge grows by this per positive
+    min_fit_positives: int = 5  # below CV: fit at fit_reg from this many positives
+    cv_prior_off: bool = True
     slope_ridge: float = 0.05
     low_weight: float = 1.0
     select: str = "auc"  # CV criterion for λ: "auc" (PU-robust) or "ap"
@@ -298,8 +303,10 @@ def _directions(
     kind: np.ndarray,
     rows: np.ndarray,
     mode: str,
+    centroid_cols: list[tuple[int, slice, float, np.ndarray]] | None = None,
 ) -> np.ndarray:
-    """(d, k) unit prior directions per block from the training `rows`."""
+    """(d, k) unit prior directions per block from the training `rows`; appends
+    (column, block, norm, positives' mean) of each centroid column to `centroid_cols`."""
     cols: list[np.ndarray] = []
     slices = data.block_slices()
     use_text = mode in ("auto", "text") and data.prior is not None
@@ -325,6 +332,8 @@ def _directions(
             col[sl] = mean_pos[sl] - mean_ref[sl]
             norm = float(np.linalg.norm(col))
             if norm > 1e-9:
+                if centroid_cols is not None:
+                    centroid_cols.append((len(cols), sl, norm, mean_pos[sl]))
                 cols.append(col / norm)
     if not cols:
         return np.zeros((X.shape[1], 0))
@@ -353,10 +362,24 @@ def _problem(
     rows: np.ndarray,
     mode: str,
     weak_weight: float,
+    loo_prior: bool = True,
 ) -> _Problem:
-    dirs = _directions(data, X, kind, rows, mode) if mode != "none" else np.zeros((X.shape[1], 0))
+    cent: list[tuple[int, slice, float, np.ndarray]] = []
+    dirs = (
+        _directions(data, X, kind, rows, mode, cent)
+        if mode != "none"
+        else np.zeros((X.shape[1], 0))
+    )
     Xr = X[rows]
     P = Xr @ dirs
+    pos = kind[rows] == 0
+    n_pos = int(pos.sum())
+    if loo_prior and n_pos > 1:
+        # A positive's centroid feature leaves itself out of the centroid (as a held-out
+        # item's does): else the fit trusts a feature that has seen its own answer.
+        for j, sl, norm, mean_pos in cent:
+            xp = Xr[pos][:, sl]
+            P[pos, j] -= np.einsum("ij,ij->i", xp, xp - mean_pos) / ((n_pos - 1) * norm)
     spread = P.std(axis=0) if len(rows) > 1 else np.ones(P.shape[1])
     keep = spread > 1e-9
     dirs, P, spread = dirs[:, keep], P[:, keep], spread[keep]
@@ -435,6 +458,11 @@ class _Recipe:
         )
 
 
+def _prior_ridge(recipe: _Recipe, prob: _Problem, config: TrainConfig) -> float:
+    n_pos = float(prob.y.sum())
+    return recipe.prior_reg + config.prior_growth * n_pos
+
+
 def _cv_logits(
     data: LabelData,
     X: np.ndarray,
@@ -457,12 +485,17 @@ def _cv_logits(
         tk = kind[train]
         if not (tk == 0).any() or not (tk != 0).any():
             continue
-        prob = _problem(data, X, kind, train, recipe.prior_mode, recipe.weak_weight)
+        prob = _problem(
+            data, X, kind, train, recipe.prior_mode, recipe.weak_weight, config.loo_prior
+        )
         theta = prob.start()
         Xt = X[test]
         for i, lam in enumerate(regs):
             theta = _lbfgs(
-                prob.objective(lam, recipe.prior_reg), theta, config.max_iter, config.tol
+                prob.objective(lam, _prior_ridge(recipe, prob, config)),
+                theta,
+                config.max_iter,
+                config.tol,
             )
             w, b = prob.weights(theta)
             out[i, test] = Xt @ w + b
@@ -570,35 +603,53 @@ def train_label(data: LabelData, config: TrainConfig = TrainConfig()) -> TrainRe
     base = _Recipe(config.default_reg, config.weak_weight, config.prior_reg, config.prior_mode)
     regs = tuple(sorted(config.regs, reverse=True))
     oof: dict[str, np.ndarray] = {}
+    mode = base.prior_mode
+    reg = config.default_reg
     if _can_cv(kind, config):
-        logits, have = _cv_logits(data, X, kind, keys, regs, base, config)
-        y = kind[have] == 0
+        modes = [base.prior_mode]
+        if config.cv_prior_off and base.prior_mode != "none":
+            modes.append("none")  # the prior is a choice CV can turn down
+        best_key: tuple[float, int] | None = None
         crit = roc_auc if config.select == "auc" else average_precision
-        aps = np.array([crit(z[have], y) for z in logits])
-        if np.isfinite(aps).any() and (~y).any():
+        for mi, m in enumerate(modes):
+            rec_m = _Recipe(base.reg, base.weak_weight, base.prior_reg, m)
+            logits, have = _cv_logits(data, X, kind, keys, regs, rec_m, config)
+            y = kind[have] == 0
+            if not (~y).any() or not y.any():
+                continue
+            aps = np.array([crit(z[have], y) for z in logits])
+            if not np.isfinite(aps).any():
+                continue
             best = float(np.nanmax(aps))
-            i = int(np.nonzero(aps >= best - config.ap_tolerance)[0][0])  # largest λ that is close
-            reg = regs[i]
-            z_oof, k_oof = logits[i][have], kind[have]
-            oof = {
-                "logits": z_oof,
-                "kind": k_oof,
-                "keys": keys[have],
-                "review": review[have],
-                "ap_by_reg": aps,
-            }
-        else:
-            reg = config.default_reg
-    else:
-        reg = config.default_reg
-    recipe = _Recipe(reg, base.weak_weight, base.prior_reg, base.prior_mode)
+            close = np.nonzero(aps >= best - config.ap_tolerance)[0]
+            # the largest λ that is close (or the smallest, prefer_small_reg)
+            i = int(close[-1] if config.prefer_small_reg else close[0])
+            # the prior wins ties: "none" must beat it by more than the tolerance
+            key = (best - mi * config.ap_tolerance, -mi)
+            if best_key is None or key > best_key:
+                best_key = key
+                mode, reg = m, regs[i]
+                oof = {
+                    "logits": logits[i][have],
+                    "kind": kind[have],
+                    "keys": keys[have],
+                    "review": review[have],
+                    "ap_by_reg": aps,
+                }
+    recipe = _Recipe(reg, base.weak_weight, base.prior_reg, mode)
     every = np.arange(len(X))
     if (kind != 0).any():
-        prob = _problem(data, X, kind, every, recipe.prior_mode, recipe.weak_weight)
+        prob = _problem(
+            data, X, kind, every, recipe.prior_mode, recipe.weak_weight, config.loo_prior
+        )
         theta = prob.start()
-        if oof or prob.P.shape[1] == 0:
+        n_pos = int(np.count_nonzero(kind == 0))
+        if oof or prob.P.shape[1] == 0 or n_pos >= config.min_fit_positives:
             theta = _lbfgs(
-                prob.objective(reg, recipe.prior_reg), theta, config.max_iter, config.tol
+                prob.objective(reg, _prior_ridge(recipe, prob, config)),
+                theta,
+                config.max_iter,
+                config.tol,
             )
         # else: too few positives to cross-validate: the prior itself, its standardised
         # directions summed with equal weight (fitting their scales to one or two
