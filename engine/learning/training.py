@@ -148,6 +148,25 @@ def active_version(
     return None if row is None else (int(row[0]), str(row[1]), json.loads(row[2]))
 
 
+def read_decisions(
+    conn: sqlite3.Connection, label_id: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """(item ids, verdicts, answered) of a label's decisions by item id. `answered`:
+    the decision answered the model (a review question, a confirmed page, a removed
+    automatic label) — unlike examples the user picked, these sample what the model
+    scores, which is what its calibration is fitted on."""
+    from engine.learning.labels import AUDIT_ORIGINS
+
+    found = conn.execute(
+        "SELECT item_id, verdict, origin FROM label_decisions WHERE label_id = ? ORDER BY item_id",
+        (label_id,),
+    ).fetchall()
+    ids = np.array([r[0] for r in found], dtype=np.int64)
+    verdicts = np.array([r[1] for r in found], dtype=np.int64)
+    answered = np.array([r[2] in AUDIT_ORIGINS for r in found], dtype=bool)
+    return ids, verdicts, answered
+
+
 def _make_image_embedder(spec: str, device: str) -> Any:
     from models.embed import create_embedder
 
@@ -261,12 +280,7 @@ class LearnTask:
             return LearnOutput(label_id=label_id, skipped="no item has an embedding yet")
         ctx.progress(0, 4, "reading embeddings")
         lib = self._features = load_library(conn, space, self._features)
-        decisions = conn.execute(
-            "SELECT item_id, verdict FROM label_decisions WHERE label_id = ? ORDER BY item_id",
-            (label_id,),
-        ).fetchall()
-        dec_ids = np.array([r[0] for r in decisions], dtype=np.int64)
-        verdicts = np.array([r[1] for r in decisions], dtype=np.int64)
+        dec_ids, verdicts, answered = read_decisions(conn, label_id)
         rows = lib.positions(dec_ids)
         have = rows >= 0
         pos_rows, pos_ids = rows[have & (verdicts > 0)], dec_ids[have & (verdicts > 0)]
@@ -308,7 +322,7 @@ class LearnTask:
         if excluded and len(undecided) > excluded:
             order = np.argpartition(-current[undecided], excluded)
             pool = undecided[order[excluded:]]
-        rng = np.random.default_rng(label_id * 1_000_003 + len(decisions))
+        rng = np.random.default_rng(label_id * 1_000_003 + len(dec_ids))
         take = min(len(pool), self.settings.labels.weak_negatives)
         weak_rows = np.sort(rng.choice(pool, size=take, replace=False)) if take else pool[:0]
         prior = self._prior(label.name, space, ctx)
@@ -321,6 +335,8 @@ class LearnTask:
             unlabelled_keys=lib.ids[weak_rows],
             prior=prior,
             blocks=space.blocks,
+            positive_from_review=answered[have & (verdicts > 0)],
+            negative_from_review=answered[have & (verdicts < 0)],
         )
         config = TrainConfig(target_precision=self.settings.labels.target_precision)
         ctx.progress(1, 4, "training")
@@ -366,15 +382,19 @@ class LearnTask:
             new_side = np.where(decided_x @ head.w + head.b >= 0, 1, -1)
             if active_head is not None:
                 old_side = np.where(decided_x @ active_head.w + active_head.b >= 0, 1, -1)
-                flipped = int(np.sum((old_side == signs) & (new_side != signs)))
+                turned = (old_side == signs) & (new_side != signs)
+                # The promise is about what you confirmed: a rejection is never applied
+                # whatever a model scores it, so its side is recorded, not gated on.
+                flipped = int(np.sum(turned & (signs > 0)))
+                metrics["flipped_rejections"] = int(np.sum(turned & (signs < 0)))
             else:
                 flipped = 0
             metrics["flipped"] = flipped
             metrics["agree_with_decisions"] = float(np.mean(new_side == signs))
             if flipped:
                 reason = (
-                    f"it would turn {flipped} of your decision{'s' if flipped != 1 else ''} "
-                    "the other way"
+                    f"it would score {flipped} item{'s' if flipped != 1 else ''} you "
+                    "confirmed as not the label"
                 )
         if fault == "crash":
             faults.kill_self()
@@ -648,11 +668,7 @@ class RescoreTask:
             return LearnOutput(label_id=label_id, skipped="no active version")
         head, space, _ = learn.heads.get(ctx.library_dir, label_id, active[0], active[1])
         lib = learn._features = load_library(conn, space, learn._features)
-        decisions = conn.execute(
-            "SELECT item_id, verdict FROM label_decisions WHERE label_id = ?", (label_id,)
-        ).fetchall()
-        dec_ids = np.array([r[0] for r in decisions], dtype=np.int64)
-        verdicts = np.array([r[1] for r in decisions], dtype=np.int64)
+        dec_ids, verdicts, answered = read_decisions(conn, label_id)
         rows = lib.positions(dec_ids)
         have = rows >= 0
         decided = np.zeros(len(lib), dtype=bool)
@@ -668,6 +684,8 @@ class RescoreTask:
             unlabelled_keys=np.zeros(0, dtype=np.int64),
             prior=None,
             blocks=space.blocks,
+            positive_from_review=answered[pos],
+            negative_from_review=answered[neg],
         )
         out = LearnOutput(label_id=label_id, version=active[0], promoted=True, based_on=active[0])
         learn._decide(conn, label, head, lib, decided, data, out)
