@@ -307,8 +307,10 @@ class LearnTask:
                 log.warning("label %s: active version %s unreadable: %s", label_id, active[0], exc)
         ctx.check()
 
-        # Weak negatives: a random sample of undecided items, leaving out those most
-        # like the label now (by the active model, else by the examples' centroid).
+        # The unlabelled sample: uniform over the undecided items (calibration and the
+        # prevalence are fitted on it), with those most like the label now (by the
+        # active model, else the examples' centroid) marked: they are left out of the
+        # weak negatives, being the likeliest unlabelled positives.
         decided = np.zeros(len(lib), dtype=bool)
         decided[rows[have]] = True
         if active_head is not None:
@@ -317,14 +319,15 @@ class LearnTask:
             centroid = lib.dense(pos_rows).mean(axis=0)
             current = lib.logits(centroid.astype(np.float32), 0.0)
         undecided = np.flatnonzero(~decided)
+        top = np.zeros(len(lib), dtype=bool)
         excluded = min(len(undecided), max(TOP_EXCLUDED_MIN, 5 * len(pos_rows)))
-        pool = undecided
         if excluded and len(undecided) > excluded:
-            order = np.argpartition(-current[undecided], excluded)
-            pool = undecided[order[excluded:]]
+            top[undecided[np.argpartition(-current[undecided], excluded)[:excluded]]] = True
         rng = np.random.default_rng(label_id * 1_000_003 + len(dec_ids))
-        take = min(len(pool), self.settings.labels.weak_negatives)
-        weak_rows = np.sort(rng.choice(pool, size=take, replace=False)) if take else pool[:0]
+        take = min(len(undecided), self.settings.labels.weak_negatives)
+        weak_rows = (
+            np.sort(rng.choice(undecided, size=take, replace=False)) if take else undecided[:0]
+        )
         prior = self._prior(label.name, space, ctx)
         data = LabelData(
             positives=lib.dense(pos_rows),
@@ -337,6 +340,7 @@ class LearnTask:
             blocks=space.blocks,
             positive_from_review=answered[have & (verdicts > 0)],
             negative_from_review=answered[have & (verdicts < 0)],
+            unlabelled_top=top[weak_rows],
         )
         config = TrainConfig(target_precision=self.settings.labels.target_precision)
         ctx.progress(1, 4, "training")

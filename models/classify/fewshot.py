@@ -70,6 +70,11 @@ class LabelData:
     # None: no positive is a review answer, every rejection is.
     positive_from_review: np.ndarray | None = None  # (p,) bool
     negative_from_review: np.ndarray | None = None  # (q,) bool
+    # Which unlabelled rows are among the current top scores (by the active version):
+    # the likeliest hidden positives, left out of the weak negatives in training but
+    # kept in the uniform sample that calibration and the prevalence are fitted on.
+    # None: every unlabelled row is a weak negative.
+    unlabelled_top: np.ndarray | None = None  # (u,) bool
 
     @property
     def dim(self) -> int:
