@@ -51,7 +51,7 @@ SEARCH = "invoice kind:document"
 RECEIPTS = 48  # phone photos of receipts in the review scene's library
 OTHER_PAPERS = 10  # photos of letters and bills: paper too, not receipts
 OTHER_PHOTOS = 56
-REVIEW_ANSWERS = 12  # suggestions answered before the screenshots
+REVIEW_ANSWERS = 36  # suggestions answered before the screenshots
 
 
 # -- a display ---------------------------------------------------------------------------
