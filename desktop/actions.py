@@ -618,6 +618,23 @@ def remove_item_label(window: MainWindow, item_id: int, name: str) -> None:
     label_ops.run_label_op(lambda: label_ops.remove_label(library, name, [item_id]), done, failed)
 
 
+def undo_label_change(window: MainWindow) -> None:
+    """Item ▸ Undo Label Change (Ctrl+Z): the newest label decision of any label."""
+    library = window.library
+    if library is None:
+        return
+
+    def done(undone: str | None) -> None:
+        window.statusBar().showMessage(f"Undid: {undone}." if undone else "Nothing to undo.", 8000)
+        window.poll()
+
+    def failed(exc: BaseException) -> None:
+        log.error("undoing a label change failed", exc_info=exc)
+        window.show_notice(f"Not undone: {exc}")
+
+    label_ops.run_label_op(lambda: label_ops.undo(library), done, failed)
+
+
 def show_label(window: MainWindow, name: str) -> None:
     """A label in the sidebar: the grid shows its items (the search `label:NAME`)."""
     text = with_filter("", "label", name)

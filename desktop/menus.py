@@ -141,6 +141,14 @@ MENUS: tuple[Menu, ...] = (
             ),
             SEPARATOR,
             ActionSpec(
+                "undo_label_action",
+                "&Undo Label Change",
+                actions.undo_label_change,
+                Key.Undo,
+                "Ctrl+Z",
+                tip="Take back the last label decision: an answer, a page, a removed label",
+            ),
+            ActionSpec(
                 "new_label_action",
                 "New &Label from Selection…",
                 actions.new_label_from_selection,

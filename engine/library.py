@@ -284,7 +284,9 @@ class Library:
             if negative:
                 changed = forget_decisions(conn, label.id, item_ids, verdict=NO)
             else:
-                changed = decide(conn, label.id, item_ids, NO, "removed")
+                n = len(set(item_ids))
+                what = f"Remove {label.name} from {n} item{'s' if n != 1 else ''}"
+                changed = decide(conn, label.id, item_ids, NO, "removed", what=what)
             if changed:
                 self._train_later(conn, label.id)
         return changed

@@ -389,7 +389,15 @@ def test_detail_pane_shows_whose_label_and_removes_it(qtbot: Any, window: MainWi
     qtbot.waitUntil(lambda: _decisions(lib, LABEL).get(example) == (-1, "removed"), timeout=5000)
     qtbot.waitUntil(lambda: window.detail.labels_view is None, timeout=5000)
     assert "Removed Receipts" in window.statusBar().currentMessage()
-    assert lib.undo_text(LABEL) == "Reject 1 item as Receipts"
+    assert lib.undo_text(LABEL) == "Remove Receipts from 1 item"
+
+    # Ctrl+Z in the main window takes it back: the example is yours again.
+    window.activateWindow()
+    qtbot.keyClick(window.grid, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: _decisions(lib, LABEL).get(example) == (1, "example"), timeout=5000)
+    qtbot.waitUntil(
+        lambda: "Undid: Remove Receipts" in window.statusBar().currentMessage(), timeout=5000
+    )
 
 
 def test_closing_the_library_closes_the_review_window(qtbot: Any, window: MainWindow) -> None:
