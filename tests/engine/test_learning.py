@@ -3,6 +3,8 @@ never override a decision, rejections that stay rejected, rollback and undo."""
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,16 @@ def suggested(lib: Library) -> set[int]:
 
 def decisions(lib: Library) -> dict[int, int]:
     return {int(r[0]): int(r[1]) for r in rows(lib, "SELECT item_id, verdict FROM label_decisions")}
+
+
+def most_wrong(n: int, rate: float, alpha: float = 0.01) -> int:
+    """The least k with P(Binomial(n, rate) > k) < alpha."""
+    tail = 1.0
+    for k in range(n + 1):
+        tail -= math.comb(n, k) * rate**k * (1 - rate) ** (n - k)
+        if tail < alpha:
+            return k
+    return n
 
 
 def summary(lib: Library, name: str = "cats") -> dict[str, Any]:
@@ -85,8 +97,10 @@ def test_answers_lead_to_confident_labels_that_skip_decided_items(lib: Library) 
     assert s["version"] is not None and s["version"] >= 2
     applied = auto_ids(lib)
     assert applied, f"nothing applied after 40 answers: {s}"
-    precision = sum(in_label(i) for i in applied) / len(applied)
-    assert precision >= 0.95, precision
+    wrong = sum(not in_label(i) for i in applied)
+    # The promise is 95% on average: more wrong ones than a 95%-precise labeller
+    # makes 1 time in 100 means it is broken (a PU calibration gone wrong gave 78%).
+    assert wrong <= most_wrong(len(applied), 0.05), (wrong, len(applied))
     assert not applied & set(decisions(lib)), "an automatic label sits on a decided item"
     assert s["auto"] == len(applied)
     assert s["estimated_precision"] is not None and s["estimated_precision"] >= 0.95
