@@ -4,7 +4,6 @@ never override a decision, rejections that stay rejected, rollback and undo."""
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 from typing import Any
 
