@@ -20,7 +20,10 @@ costs. Peak RSS is the process's.
     taskset -c 0,1 .venv/bin/python bench/learn_task.py [--items N]
 
 Last line: one JSON object with `retrain_rescore_s` (median of the measured retrains,
-run_task + store_task), `cold_first_training_s`, `store_s`, `peak_rss_mb`.
+run_task + store_task), `cold_first_training_s`, `store_s`, `peak_rss_mb` (the whole
+process, fill included) and `learning_peak_rss_mb` / `learning_rss_growth_mb` (the
+peak while the trainings ran — the kernel's mark reset after the fill — and how far
+above the resident size before them: the learning job's own memory).
 """
 
 from __future__ import annotations
@@ -64,6 +67,26 @@ def fill(lib: Any, n: int, dim: int = 512, clusters: int = 20) -> np.ndarray:
     return cluster
 
 
+def _status_mb(key: str) -> float:
+    """A /proc/self/status figure (VmRSS: now, VmHWM: peak) in MB (Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _reset_peak() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux ≥ 4.0: clear_refs 5)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
@@ -88,6 +111,11 @@ def main() -> None:
     members = [int(i) + 1 for i in np.flatnonzero(cluster == 0)]
     label_id = lib.create_label("zero", members[:5])
     ctx = StageContext(lib.root)
+    import gc
+
+    gc.collect()
+    baseline_mb = _status_mb("VmRSS")
+    reset = _reset_peak()  # from here VmHWM is the learning job's peak
 
     def train() -> tuple[float, float, Any]:
         t0 = time.perf_counter()
@@ -118,6 +146,7 @@ def main() -> None:
             {"version": out.version, "promoted": out.promoted, "auto": len(out.auto_ids)}
         )
 
+    learn_peak_mb = _status_mb("VmHWM") if reset else float("nan")
     x = np.random.default_rng(1).normal(size=(args.items, 512)).astype(np.float32)
     w = np.ones(512, np.float32)
     t = time.perf_counter()
@@ -138,6 +167,9 @@ def main() -> None:
             "ratio_to_matmul": round(median / matmul_s, 1),
             "versions": versions,
             "peak_rss_mb": round(peak_rss_mb(), 1),
+            "rss_before_learning_mb": round(baseline_mb, 1),
+            "learning_peak_rss_mb": round(learn_peak_mb, 1),
+            "learning_rss_growth_mb": round(learn_peak_mb - baseline_mb, 1),
         }
     )
 
