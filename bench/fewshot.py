@@ -46,6 +46,24 @@ BATCH = 5
 MAX_DECISIONS = 60
 TARGET = 0.95
 RECALL = 0.80
+TOP_MIN = 50  # as the engine: the top max(50, 5 × positives) undecided by the current model
+MARK_TOP = True  # --no-top: every unlabelled row a weak negative (the engine before)
+
+
+def top_mark(scores: Any, sample: Any, n_pos: int) -> Any:
+    """As engine/learning/training.py: which rows of `sample` (indices into `scores`, the
+    current model's scores of the undecided items) are among the top max(TOP_MIN,
+    5 × n_pos) of all of them. None with MARK_TOP off."""
+    import numpy as np
+
+    if not MARK_TOP:
+        return None
+    n = len(scores)
+    k = min(n, max(TOP_MIN, 5 * n_pos))
+    top = np.zeros(n, dtype=bool)
+    if k and n > k:
+        top[np.argpartition(-scores, k)[:k]] = True
+    return top[sample]
 
 
 def _speed_child() -> None:
@@ -134,9 +152,19 @@ def curve(domains: list[Any], labels: list[tuple[Any, str]], seeds: int) -> dict
                 rng = np.random.default_rng(1000 * seed + k)
                 pos = rng.choice(np.nonzero(y)[0], k, replace=False)
                 rest = np.setdiff1d(np.arange(len(X)), pos)
-                unl = rng.choice(rest, WEAK, replace=False)
+                unl_pos = rng.choice(len(rest), WEAK, replace=False)
+                unl = rest[unl_pos]
+                # no active version yet: the engine's current scores are the centroid's
+                current = X[rest] @ X[pos].mean(axis=0)
                 data = LabelData(
-                    X[pos], X[:0], X[unl], ids[pos], ids[:0], ids[unl], prior=dom.priors[label]
+                    X[pos],
+                    X[:0],
+                    X[unl],
+                    ids[pos],
+                    ids[:0],
+                    ids[unl],
+                    prior=dom.priors[label],
+                    unlabelled_top=top_mark(current, unl_pos, k),
                 )
                 scores = {
                     "method": train_label(data, TrainConfig(seed=seed)).head.logits(X[rest]),
@@ -179,10 +207,14 @@ def review_run(dom: Any, label: str, seed: int) -> dict[str, Any]:
     steps: list[dict[str, float]] = []
     threshold: float | None = None
     done_at: int | None = None
+    head = None
     while True:
         und = np.nonzero(state == 0)[0]
-        unl = rng.choice(und, min(WEAK, len(und)), replace=False)
+        unl_pos = rng.choice(len(und), min(WEAK, len(und)), replace=False)
+        unl = und[unl_pos]
         P, N = np.nonzero(state == 1)[0], np.nonzero(state == -1)[0]
+        # the engine's current scores: the active version's, else the examples' centroid
+        current = head.logits(X[und]) if head is not None else X[und] @ X[P].mean(axis=0)
         data = LabelData(
             X[P],
             X[N],
@@ -193,8 +225,10 @@ def review_run(dom: Any, label: str, seed: int) -> dict[str, Any]:
             prior=dom.priors[label],
             positive_from_review=answered[P],
             negative_from_review=answered[N],
+            unlabelled_top=top_mark(current, unl_pos, len(P)),
         )
         result = train_label(data)
+        head = result.head
         proba = result.head.proba(X[und])
         ok, why = enough_evidence(data, result.metrics)
         choice = choose_threshold(
@@ -247,8 +281,13 @@ def review_run(dom: Any, label: str, seed: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a smoke run: few labels, 1 seed")
+    parser.add_argument(
+        "--no-top", action="store_true", help="no unlabelled_top marks (every row a weak negative)"
+    )
     parser.add_argument("--speed-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global MARK_TOP
+    MARK_TOP = not args.no_top
     if args.speed_child:
         _speed_child()
         return

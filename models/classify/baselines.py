@@ -7,7 +7,8 @@ item features (higher = more likely positive; only the ranking matters for AP).
 * `plain_logistic`: logistic regression with no prior, L2 towards 0, class-balanced
   (positives and negatives each weigh 1 in total; a weak negative counts as much as a
   rejection), λ by the same cross-validation on the same folds and grid as the method
-  — i.e. `train_label` with `prior_mode="none"` and `weak_weight=1`.
+  — i.e. `train_label` with `prior_mode="none"` and `weak_weight=1`, every unlabelled
+  row a weak negative (`unlabelled_top` ignored).
 * `tip_adapter`: Tip-Adapter (Zhang et al. 2022), training-free: zero-shot logits
   100·cos(x, prior) plus α·Σⱼ exp(−β(1 − cos(x, kⱼ))) over the cached positive keys,
   minus the same over the cached negatives rescaled to as many shots as there are
@@ -50,7 +51,7 @@ def plain_logistic(data: LabelData, config: TrainConfig | None = None) -> Scorer
     cfg = replace(
         config or TrainConfig(), prior_mode="none", weak_weight=1.0, adjust_prevalence=False
     )
-    head = train_label(data, cfg).head
+    head = train_label(replace(data, unlabelled_top=None), cfg).head
     return head.logits
 
 

@@ -301,3 +301,36 @@ def _label_data(
         positive_from_review=np.isin(pos, np.asarray(accepted, dtype=np.int64)),
         negative_from_review=np.ones(len(rej), dtype=bool),
     )
+
+
+def test_marked_top_rows_are_not_weak_negatives_but_calibrate() -> None:
+    # a small library with a common label (25 %): a uniform sample of half the undecided
+    # items hides ~70 positives
+    X, y, ids = _world(seed=7, n=600, prevalence=0.25)
+    rng = np.random.default_rng(4)
+    P = rng.choice(np.nonzero(y)[0], 12, replace=False)
+    rest = np.setdiff1d(np.arange(len(X)), P)
+    U = rng.choice(rest, len(rest) // 2, replace=False)
+    # the engine's current scores (here the examples' centroid): top max(50, 5·12) marked
+    current = X[rest] @ X[P].mean(axis=0)
+    top_rows = rest[np.argsort(-current)[:60]]
+    marked = np.isin(U, top_rows)
+    assert marked.any() and y[U][marked].mean() > 0.9
+    plain = LabelData(X[P], X[:0], X[U], ids[P], ids[:0], ids[U])
+    with_top = dataclasses.replace(plain, unlabelled_top=marked)
+    a = train_label(plain)
+    b = train_label(with_top)
+    from models.classify import average_precision
+
+    und = np.setdiff1d(rest, U)
+    ap_plain = average_precision(a.head.logits(X[und]), y[und])
+    ap_top = average_precision(b.head.logits(X[und]), y[und])
+    assert ap_top >= ap_plain - 1e-9
+    # the marked rows are not trained on: the same data without them trains the same w
+    dropped = LabelData(X[P], X[:0], X[U[~marked]], ids[P], ids[:0], ids[U[~marked]])
+    assert np.allclose(train_label(dropped).head.w, b.head.w, atol=1e-5)
+    # ... but they are in the uniform sample the prevalence is estimated on
+    assert b.head.prevalence > train_label(dropped).head.prevalence
+    assert b.metrics["n_weak"] == len(U)
+    with pytest.raises(ValueError):
+        train_label(dataclasses.replace(plain, unlabelled_top=np.ones(3, bool)))
