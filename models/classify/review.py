@@ -59,6 +59,25 @@ def _farthest_first(points: np.ndarray) -> list[int]:
     return order
 
 
+def _nearest_lists(X: np.ndarray, seeds: np.ndarray, m: int) -> list[list[int]]:
+    """For each seed row, the first `m` rows of X by descending similarity (ties by row
+    order: the head of a stable argsort), from one matmul and a partial sort. The
+    round-robin below reads at most 2 × its 4·limit picks per seed (its own picks
+    plus rows other seeds took first), so m = 8·limit + 1 is all it can reach."""
+    sims = seeds @ X.T  # (s, n)
+    n = sims.shape[1]
+    out: list[list[int]] = []
+    for row in sims:
+        if m >= n:
+            idx = np.argsort(-row, kind="stable")
+        else:
+            kth = np.partition(row, n - m)[n - m]  # the m-th largest value
+            cand = np.flatnonzero(row >= kth)  # every row tied with it too
+            idx = cand[np.argsort(-row[cand], kind="stable")][:m]
+        out.append(idx.tolist())
+    return out
+
+
 def select_review(
     candidates: np.ndarray,
     proba: np.ndarray,
@@ -108,7 +127,7 @@ def select_review(
     neighbour_order: list[int] = []
     if len(P):
         seeds = _farthest_first(P)
-        ranked = [list(np.argsort(-(X @ P[s]), kind="stable")) for s in seeds]
+        ranked = _nearest_lists(X, P[seeds], min(n, 4 * limit + len(seeds) + 1))
         pos = [0] * len(ranked)
         seen: set[int] = set()
         while len(neighbour_order) < min(n, 4 * limit) and any(
