@@ -318,8 +318,10 @@ def test_marked_top_rows_are_not_weak_negatives_but_calibrate() -> None:
     assert marked.any() and y[U][marked].mean() > 0.9
     plain = LabelData(X[P], X[:0], X[U], ids[P], ids[:0], ids[U])
     with_top = dataclasses.replace(plain, unlabelled_top=marked)
-    a = train_label(plain)
-    b = train_label(with_top)
+    on = TrainConfig(use_top=True)  # off by default (measured: docs/architecture.md)
+    a = train_label(plain, on)
+    b = train_label(with_top, on)
+    assert np.array_equal(train_label(with_top).head.w, train_label(plain).head.w)
     from models.classify import average_precision
 
     und = np.setdiff1d(rest, U)
@@ -328,9 +330,9 @@ def test_marked_top_rows_are_not_weak_negatives_but_calibrate() -> None:
     assert ap_top >= ap_plain - 1e-9
     # the marked rows are not trained on: the same data without them trains the same w
     dropped = LabelData(X[P], X[:0], X[U[~marked]], ids[P], ids[:0], ids[U[~marked]])
-    assert np.allclose(train_label(dropped).head.w, b.head.w, atol=1e-5)
+    assert np.allclose(train_label(dropped, on).head.w, b.head.w, atol=1e-5)
     # ... but they are in the uniform sample the prevalence is estimated on
-    assert b.head.prevalence > train_label(dropped).head.prevalence
+    assert b.head.prevalence > train_label(dropped, on).head.prevalence
     assert b.metrics["n_weak"] == len(U)
     with pytest.raises(ValueError):
-        train_label(dataclasses.replace(plain, unlabelled_top=np.ones(3, bool)))
+        train_label(dataclasses.replace(plain, unlabelled_top=np.ones(3, bool)), on)
