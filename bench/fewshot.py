@@ -46,20 +46,20 @@ BATCH = 5
 MAX_DECISIONS = 60
 TARGET = 0.95
 RECALL = 0.80
-TOP_MIN = 50  # as the engine: the top max(50, 5 × positives) undecided by the current model
 MARK_TOP = True  # --no-top: every unlabelled row a weak negative (the engine before)
 
 
-def top_mark(scores: Any, sample: Any, n_pos: int) -> Any:
+def top_mark(scores: Any, sample: Any, head: Any) -> Any:
     """As engine/learning/training.py: which rows of `sample` (indices into `scores`, the
-    current model's scores of the undecided items) are among the top max(TOP_MIN,
-    5 × n_pos) of all of them. None with MARK_TOP off."""
+    active version's scores of the undecided items) are among the top k of all of them,
+    k = the hidden positives the active version expects (its prevalence × undecided).
+    None with no active version, or with MARK_TOP off."""
     import numpy as np
 
-    if not MARK_TOP:
+    if not MARK_TOP or head is None:
         return None
     n = len(scores)
-    k = min(n, max(TOP_MIN, 5 * n_pos))
+    k = min(n // 2, round(float(head.prevalence) * n))
     top = np.zeros(n, dtype=bool)
     if k and n > k:
         top[np.argpartition(-scores, k)[:k]] = True
@@ -164,7 +164,7 @@ def curve(domains: list[Any], labels: list[tuple[Any, str]], seeds: int) -> dict
                     ids[:0],
                     ids[unl],
                     prior=dom.priors[label],
-                    unlabelled_top=top_mark(current, unl_pos, k),
+                    unlabelled_top=top_mark(current, unl_pos, None),
                 )
                 scores = {
                     "method": train_label(data, TrainConfig(seed=seed)).head.logits(X[rest]),
@@ -225,7 +225,7 @@ def review_run(dom: Any, label: str, seed: int) -> dict[str, Any]:
             prior=dom.priors[label],
             positive_from_review=answered[P],
             negative_from_review=answered[N],
-            unlabelled_top=top_mark(current, unl_pos, len(P)),
+            unlabelled_top=top_mark(current, unl_pos, head),
         )
         result = train_label(data)
         head = result.head

@@ -45,9 +45,6 @@ log = logging.getLogger(__name__)
 
 LEARN_VERSION = "1"
 MODELS_DIR = "label-models"
-# Undecided items most like the label are left out of the weak negatives: they are
-# the likeliest unlabelled positives.
-TOP_EXCLUDED_MIN = 50
 CANDIDATES = 4000  # top-scored undecided items the review queue chooses from
 UNIFORM_CANDIDATES = 1000  # plus a uniform sample (audits below, "from elsewhere")
 AUC_TOLERANCE = 1e-3  # same folds, deterministic: this is rounding, not noise
@@ -308,21 +305,20 @@ class LearnTask:
         ctx.check()
 
         # The unlabelled sample: uniform over the undecided items (calibration and the
-        # prevalence are fitted on it), with those most like the label now (by the
-        # active model, else the examples' centroid) marked: they are left out of the
-        # weak negatives, being the likeliest unlabelled positives.
+        # prevalence are fitted on it). Those the active version ranks highest — as
+        # many as the hidden positives it expects (its prevalence × undecided) — are
+        # marked: the likeliest unlabelled positives are not weak negatives in the
+        # training. With no active version, none are (measured: docs/architecture.md).
         decided = np.zeros(len(lib), dtype=bool)
         decided[rows[have]] = True
-        if active_head is not None:
-            current = lib.logits(active_head.w, active_head.b)
-        else:
-            centroid = lib.dense(pos_rows).mean(axis=0)
-            current = lib.logits(centroid.astype(np.float32), 0.0)
         undecided = np.flatnonzero(~decided)
         top = np.zeros(len(lib), dtype=bool)
-        excluded = min(len(undecided), max(TOP_EXCLUDED_MIN, 5 * len(pos_rows)))
-        if excluded and len(undecided) > excluded:
-            top[undecided[np.argpartition(-current[undecided], excluded)[:excluded]]] = True
+        if active_head is not None and len(undecided):
+            expected = round(float(active_head.prevalence) * len(undecided))
+            marked = min(len(undecided) // 2, expected)
+            if marked:
+                current = lib.logits(active_head.w, active_head.b)[undecided]
+                top[undecided[np.argpartition(-current, marked)[:marked]]] = True
         rng = np.random.default_rng(label_id * 1_000_003 + len(dec_ids))
         take = min(len(undecided), self.settings.labels.weak_negatives)
         weak_rows = (

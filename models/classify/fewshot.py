@@ -122,13 +122,7 @@ class TrainConfig:
     cv_keep_prior: bool = False
     # Leave the unlabelled rows marked `unlabelled_top` out of training (not weak
     # negatives; still in the calibration sample). False: every row a weak negative.
-    # Off by measurement (bench/fewshot.py, marks as the engine makes them): leaving
-    # the top out cost AP at 5/8/16 examples (.9412/.9601/.9739 → .9368/.9576/.9702),
-    # mostly on near-miss labels whose top scores are the hard negatives
-    # (insurance/car −.09..−.14), and put the method below plain logistic at 8 and 16;
-    # it gained only calibration (2.41 → 2.03 pp, both within 3). A weak negative's
-    # weight (0.1 of a rejection) already limits what hidden positives pull.
-    use_top: bool = False
+    use_top: bool = True
     slope_ridge: float = 0.05
     low_weight: float = 1.0
     select: str = "auc"  # CV criterion for λ: "auc" (PU-robust) or "ap"

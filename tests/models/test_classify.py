@@ -318,10 +318,11 @@ def test_marked_top_rows_are_not_weak_negatives_but_calibrate() -> None:
     assert marked.any() and y[U][marked].mean() > 0.9
     plain = LabelData(X[P], X[:0], X[U], ids[P], ids[:0], ids[U])
     with_top = dataclasses.replace(plain, unlabelled_top=marked)
-    on = TrainConfig(use_top=True)  # off by default (measured: docs/architecture.md)
+    on = TrainConfig(use_top=True)
     a = train_label(plain, on)
     b = train_label(with_top, on)
-    assert np.array_equal(train_label(with_top).head.w, train_label(plain).head.w)
+    off = TrainConfig(use_top=False)
+    assert np.array_equal(train_label(with_top, off).head.w, train_label(plain, off).head.w)
     from models.classify import average_precision
 
     und = np.setdiff1d(rest, U)
