@@ -244,3 +244,33 @@ def test_changing_the_embedding_model_retrains_from_the_examples(tmp_path: Path)
     # Trained from the same examples, now in the new model's space.
     assert summary(lib)["examples"] == 6
     assert suggested(lib) and not suggested(lib) & set(members(N)[:6])
+
+
+def test_the_prior_is_the_label_name_through_the_clip_text_tower(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from engine.learning.features import Space
+    from models.weights import import_weights
+    from tests.models.tiny import make_tiny_open_clip
+
+    monkeypatch.setenv("SHOEBOX_MODELS_DIR", str(tmp_path / "weights"))
+    spec = "open_clip:tiny-test:local"
+    import_weights(make_tiny_open_clip(tmp_path / "clip"), spec)
+    lib = Library(tmp_path / "lib")
+    lib.settings.models.embed = spec
+    lib.settings.models.text = ""
+    lib.settings.device = "cpu"
+    task = LearnTask(lib.settings)
+    ctx = StageContext(lib.root)
+    receipts = task._name_vector("image", "receipts", ctx)
+    assert receipts is not None and abs(float(np.linalg.norm(receipts)) - 1) < 1e-5
+    grandma = task._name_vector("image", "Grandma", ctx)
+    assert grandma is not None and float(receipts @ grandma) < 0.9999, "names differ"
+    dim = receipts.shape[0]
+    prior = task._prior("receipts", Space(spec, "", dim, 0), ctx)
+    assert prior is not None and np.allclose(prior, receipts)
+    # A block whose model has no text tower (or another width) has no name prior.
+    assert task._prior("receipts", Space(spec, "", dim + 1, 0), ctx) is None
+    lib.close()
