@@ -15,6 +15,12 @@ so a test can have a job that is certainly still running when it stops the host.
 SHOEBOX_FAULT_KILL_AT_JOB=<n>: the worker host process kills itself (SIGKILL) as
 its n-th job starts, counted per process (see `job_started`).
 
+SHOEBOX_FAULT_KILL_IN_STORE=<n> (with SHOEBOX_FAULT_KILL_IN_STORE_AT=before_commit,
+the default, or after_commit): the worker host SIGKILLs itself in its n-th finishing
+transaction (a job's or a batch's outcome), counted per process: after the results
+and the ledger rows are written but before COMMIT, or after COMMIT but before the
+host goes on (the next job's start, the batch's follow-ups). See `in_store`.
+
 SHOEBOX_FAULT_LEARN=crash | crash_after_save | corrupt: a label training SIGKILLs
 its process before saving its version, or after saving the file but before the
 version is recorded, or turns its own weights around (a training gone wrong, which
@@ -77,6 +83,30 @@ def job_started() -> None:
         _jobs_started += 1
         reached = _jobs_started >= int(limit)
     if reached:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_stores = 0
+_this_store = threading.local()  # which transaction this thread is in (for after_commit)
+
+
+def in_store(point: str) -> None:
+    """SHOEBOX_FAULT_KILL_IN_STORE=<n>: SIGKILL this process at `point` of its n-th
+    finishing transaction ("before_commit": inside it, everything written; "after_commit").
+
+    The host calls it at both points of every outcome transaction; the count moves on
+    at "before_commit" and is remembered per thread, so n names one transaction
+    whichever point is asked for, even with other workers committing meanwhile."""
+    global _stores
+    limit = os.environ.get("SHOEBOX_FAULT_KILL_IN_STORE")
+    if not limit:
+        return
+    wanted = os.environ.get("SHOEBOX_FAULT_KILL_IN_STORE_AT") or "before_commit"
+    if point == "before_commit":
+        with _count_lock:
+            _stores += 1
+            _this_store.n = _stores
+    if point == wanted and getattr(_this_store, "n", 0) == int(limit):
         os.kill(os.getpid(), signal.SIGKILL)
 
 

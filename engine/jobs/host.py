@@ -850,6 +850,8 @@ class WorkerHost:
                 self._write_outcome(conn, job, outcome)
                 while claim_next and next_job is None and not self._stop.is_set():
                     next_job = self._claim_in(conn, claim_next.pop(0))
+                faults.in_store("before_commit")
+            faults.in_store("after_commit")
         except Exception as exc:
             self._log_failure(job, exc)
             reason = f"Shoebox could not save the result ({readable_reason(exc).rstrip('.')})."
@@ -1119,6 +1121,8 @@ class WorkerHost:
         try:
             with self.catalog.write() as conn:
                 self._write_batch(conn, stage, list(zip(jobs, outcomes, strict=True)))
+                faults.in_store("before_commit")
+            faults.in_store("after_commit")
         except Exception as exc:
             # One bad output must not fail the batch: store them one by one.
             log.warning("storing a batch of %s failed (%s); storing one by one", stage.name, exc)
