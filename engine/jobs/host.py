@@ -53,6 +53,7 @@ from engine.errors import (
 from engine.jobs import freshness, ledger, recovery, reindex
 from engine.jobs.control import JobControl, JobInterrupted
 from engine.jobs.resources import ResourcePool
+from engine.jobs.serializer import JsonSerializer
 from engine.pipeline.registry import StageRegistry, default_registry
 from engine.pipeline.types import ItemRef, Stage, StageContext, StageOutput
 from engine.store.db import Catalog, next_seq
@@ -263,7 +264,13 @@ class WorkerHost:
                 "pool": self.settings.workers.pool,
             }
             for name, workers in sizes.items():
-                huey = SqliteHuey(name=name, filename=queue_db, results=False, fsync=False)
+                huey = SqliteHuey(
+                    name=name,
+                    filename=queue_db,
+                    results=False,
+                    fsync=False,
+                    serializer=JsonSerializer(),  # never pickle (engine/jobs/serializer.py)
+                )
                 if not self.shared_broker:
                     huey.flush()  # a private queue is a cache of the ledger: recovery re-feeds
                 task = huey.task(name=TASK_NAME)(run_jobs)
