@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import LANES, default_library_dir
-from engine.errors import SettingsError
+from engine.errors import SettingsError, ShoeboxError
 
 if TYPE_CHECKING:
     from engine.library import Library
@@ -185,8 +185,21 @@ def cmd_import(args: argparse.Namespace) -> int:
             f"{result['failed']} failed"
             + ("" if args.wait else f"; {result['jobs_queued']} jobs queued (run `shoebox work`)")
         )
+        _print_scan_problems(lib, summary.session_id)
     lib.close()
     return 0
+
+
+def _print_scan_problems(lib: Library, session_id: int, limit: int = 20) -> None:
+    """The files the scan could not catalogue, each with its reason (on stderr)."""
+    rows = lib.catalog.read(
+        "SELECT display, reason FROM scan_problems WHERE session_id = ? ORDER BY id",
+        (session_id,),
+    )
+    for display, reason in rows[:limit]:
+        print(f"  not read: {display}: {reason}", file=sys.stderr)
+    if len(rows) > limit:
+        print(f"  … and {len(rows) - limit} more (shoebox sessions --json)", file=sys.stderr)
 
 
 def _print_progress(lib: Library, session_id: int, done: threading.Event) -> None:
@@ -470,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
             f"shoebox: edit {exc.path} to fix this, or delete it to go back to the defaults",
             file=sys.stderr,
         )
+        return 2
+    except ShoeboxError as exc:  # said on purpose, for a person: no traceback
+        print(f"shoebox: {exc}", file=sys.stderr)
         return 2
     return result
 

@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import LANES, Settings, load_settings, save_settings
+from engine.errors import ShoeboxError
 from engine.importing.importer import Importer, ImportSummary, ProgressFn, create_session
 from engine.jobs import ledger
 from engine.pipeline.registry import StageRegistry, default_registry
@@ -37,16 +39,41 @@ class Changes:
     overflow: bool = False  # too many items changed to list: refresh everything shown
 
 
+def _is_access_error(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return any(w in text for w in ("readonly", "read-only", "unable to open", "disk i/o"))
+
+
+class LibraryAccessError(ShoeboxError):
+    """The library folder cannot be written: read-only, not ours, or a full disk."""
+
+
+def _cannot_write(root: Path, exc: BaseException) -> LibraryAccessError:
+    why = getattr(exc, "strerror", None) or str(exc)
+    return LibraryAccessError(
+        f"Shoebox cannot write to the library folder {root} ({str(why).rstrip('.').lower()}). "
+        "Choose another folder, or make this one writable for you."
+    )
+
+
 class Library:
     def __init__(self, root: Path, *, registry: StageRegistry | None = None) -> None:
         self.root = Path(root).expanduser().absolute()
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "thumbs").mkdir(exist_ok=True)
-        (self.root / "logs").mkdir(exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / "thumbs").mkdir(exist_ok=True)
+            (self.root / "logs").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise _cannot_write(self.root, exc) from exc
         self.settings: Settings = load_settings(self.root)
-        if not (self.root / "settings.toml").exists():
-            save_settings(self.root, self.settings)
-        self.catalog = Catalog(self.root / CATALOG_FILE)
+        try:
+            if not (self.root / "settings.toml").exists():
+                save_settings(self.root, self.settings)
+            self.catalog = Catalog(self.root / CATALOG_FILE)
+        except (OSError, sqlite3.OperationalError) as exc:
+            if isinstance(exc, sqlite3.OperationalError) and not _is_access_error(exc):
+                raise
+            raise _cannot_write(self.root, exc) from exc
         self._registry = registry
         self._vector_indexes: Any = None
         self._searcher: Any = None
