@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from engine.queries import GUESSED_DATE_SOURCE
 from engine.queries import items as _items
 
 Sort = Literal["taken", "name", "added"]
@@ -118,6 +119,7 @@ class GridRow:
     width: int | None
     height: int | None
     stages: dict[str, str] = field(default_factory=dict)  # stage -> state
+    taken_guess: bool = False  # the date is the file's modification time, not the camera's
 
 
 def item_state(
@@ -160,7 +162,8 @@ def grid_rows(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, GridRow
             f"""SELECT i.id, i.kind, i.format, i.missing, i.taken_at, i.width, i.height,
                        {_FIRST_PATH} AS path,
                        (SELECT t.path FROM thumbnails t
-                        WHERE t.item_id = i.id AND t.size = 'thumb') AS thumb
+                        WHERE t.item_id = i.id AND t.size = 'thumb') AS thumb,
+                       i.taken_at_source
                 FROM items i WHERE i.id IN ({marks})""",
             chunk,
         ).fetchall()
@@ -182,6 +185,7 @@ def grid_rows(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, GridRow
                 width=r[5],
                 height=r[6],
                 stages={k: v[0] for k, v in stages.items()},
+                taken_guess=r[9] == GUESSED_DATE_SOURCE,
             )
     return out
 
@@ -213,6 +217,8 @@ class ItemDetail:
     metadata: dict[str, Any] | None
 
 
+GUESSED_DATE_LABEL = "File date (a guess)"
+
 _FACT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("taken_at", "Taken"),
     ("width", "Width"),
@@ -240,9 +246,11 @@ def item_detail(conn: sqlite3.Connection, item_id: int) -> ItemDetail | None:
     for column, label in _FACT_COLUMNS:
         value = row[column]
         if value is not None and value != "":
-            facts.append(
-                (label, str(value).replace("T", " ") if column == "taken_at" else str(value))
-            )
+            if column == "taken_at":
+                guess = row["taken_at_source"] == GUESSED_DATE_SOURCE
+                facts.append((GUESSED_DATE_LABEL if guess else label, str(value).replace("T", " ")))
+            else:
+                facts.append((label, str(value)))
     if row["width"] and row["height"]:
         facts = [f for f in facts if f[0] not in ("Width", "Height")]
         facts.insert(3, ("Dimensions", f"{row['width']} × {row['height']}"))

@@ -69,6 +69,8 @@ STABLE_JSON_KEYS: dict[str, tuple[str, ...]] = {
         "missing_paths",
         "metadata",
         "taken_at",
+        "taken_at_source",
+        "taken_at_guess",
         "thumbnails",
         "thumbnail",
         "stages",

@@ -11,6 +11,10 @@ from typing import Any
 from engine.jobs.ledger import STATES
 from engine.progress import lane_counts
 
+# A photo with no date of its own gets its file's modification time: shown as what it
+# is (a guess: copying a folder changes it), never as "taken".
+GUESSED_DATE_SOURCE = "file-mtime"
+
 
 def status(conn: sqlite3.Connection) -> dict[str, Any]:
     """`shoebox status --json` without `queue` (keys in `engine.cli.STABLE_JSON_KEYS`);
@@ -142,6 +146,9 @@ def items(
                 "missing_paths": [p["path"] for p in paths[r["id"]] if p["missing"]],
                 "metadata": metadata,
                 "taken_at": r["taken_at"],
+                "taken_at_source": r["taken_at_source"],
+                # From the file's modification time, not the camera: a guess, never "taken".
+                "taken_at_guess": r["taken_at_source"] == GUESSED_DATE_SOURCE,
                 "thumbnails": thumbs[r["id"]],
                 "thumbnail": (
                     str(root / thumbs[r["id"]]["thumb"])

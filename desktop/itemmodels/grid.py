@@ -386,7 +386,8 @@ def state_text(row: GridRow) -> str:
 def tooltip(row: GridRow) -> str:
     lines = [row.name, state_text(row)]
     if row.taken_at:
-        lines.append(f"Taken {row.taken_at.replace('T', ' ')}")
+        when = row.taken_at.replace("T", " ")
+        lines.append(f"File date (a guess) {when}" if row.taken_guess else f"Taken {when}")
     return "\n".join(lines)
 
 

@@ -152,8 +152,8 @@ class _Fonts:
 def _subtitle(row: GridRow) -> str:
     if row.state in ("failed", "skipped") and row.error:
         return row.error
-    if row.taken_at:
-        return row.taken_at[:10]
+    if row.taken_at:  # "~": the file's date, not the camera's
+        return f"~{row.taken_at[:10]}" if row.taken_guess else row.taken_at[:10]
     if row.width and row.height:
         return f"{row.width} × {row.height}"
     return ""
