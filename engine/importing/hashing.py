@@ -15,6 +15,14 @@ from blake3 import blake3
 from engine.importing.formats import SNIFF_BYTES
 
 CHUNK = 1 << 20
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_head(path: str | os.PathLike[str]) -> bytes:
+    """The first bytes of a regular file (for sniffing before deciding to hash it)."""
+    fd = os.open(path, _OPEN_FLAGS)
+    with open(fd, "rb", buffering=0) as fh:
+        return fh.read(SNIFF_BYTES)
 
 
 def hash_file(path: str | os.PathLike[str]) -> tuple[str, bytes, int]:
@@ -24,8 +32,7 @@ def hash_file(path: str | os.PathLike[str]) -> tuple[str, bytes, int]:
     for a FIFO in between from hanging the scan.
     """
     hasher = blake3()
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
+    fd = os.open(path, _OPEN_FLAGS)
     size = 0
     head = b""
     with open(fd, "rb", buffering=0) as fh:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 from engine.config import Settings
 from engine.importing.formats import kind_for, sniff_format
-from engine.importing.hashing import hash_file
+from engine.importing.hashing import hash_file, read_head
 from engine.importing.scan import FoundFile, Skipped, display_path, walk
 from engine.jobs.ledger import add_jobs_for_item, cancel_session
 from engine.pipeline.registry import StageRegistry
@@ -29,6 +29,10 @@ from engine.store.db import Catalog, next_seq
 BATCH_FILES = 64
 BATCH_SECONDS = 0.25  # commit at least this often so new items show up at once
 HASH_THREADS = 2
+# A file this large whose first bytes are no photo or PDF is not read through to be
+# hashed: no stage could read it, and hashing a 4 GB disk image (or a sparse file's
+# holes: 11 s for 4 GB here) would stall the scan. It is listed as a scan problem.
+UNRECOGNISED_HASH_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass
@@ -338,6 +342,15 @@ def _hash_or_error(found: FoundFile) -> tuple[str, bytes, int] | str:
     """(hash, head, size), or a reason it cannot be read, or CHANGING when the file changed
     while it was read (still being copied): cataloguing it now would record half a file."""
     try:
+        if (
+            found.size > UNRECOGNISED_HASH_LIMIT
+            and sniff_format(read_head(found.path), found.size) == "unknown"
+        ):
+            return (
+                f"Not catalogued: {_size_text(found.size)} whose contents are not a photo or "
+                "PDF (the name says otherwise); files over "
+                f"{UNRECOGNISED_HASH_LIMIT >> 20} MB that Shoebox cannot recognise are not read."
+            )
         result = hash_file(found.path)
         after = os.stat(found.path)
         if (after.st_size, after.st_mtime_ns) != (found.size, found.mtime_ns) or (
@@ -351,3 +364,9 @@ def _hash_or_error(found: FoundFile) -> tuple[str, bytes, int] | str:
         return "Shoebox is not allowed to read this file (permission denied)."
     except OSError as exc:
         return f"Cannot read the file: {exc.strerror or exc}."
+
+
+def _size_text(size: int) -> str:
+    if size >= 1 << 30:
+        return f"{size / (1 << 30):.1f} GB"
+    return f"{size / (1 << 20):.0f} MB"

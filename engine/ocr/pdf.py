@@ -12,7 +12,6 @@ thumbnail and metadata stages).
 
 from __future__ import annotations
 
-import errno
 import math
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import PermanentError
 from engine.ocr.orientation import read_upright
 from engine.ocr.types import PageText, PageTimeout, Word
-from engine.pipeline.media import PDFIUM_LOCK, translate_os_error
+from engine.pipeline.media import open_pdf
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -52,26 +51,9 @@ MAX_GARBAGE_SHARE = 0.3
 
 @contextmanager
 def _open(path: str) -> Iterator[Any]:
-    """The PDF document, open, with PDFIUM_LOCK held."""
-    import pypdfium2 as pdfium
-
-    with PDFIUM_LOCK:
-        try:
-            pdf = pdfium.PdfDocument(path)
-        except pdfium.PdfiumError as exc:
-            if "password" in str(exc).lower():
-                raise PermanentError("The PDF is password-protected.") from exc
-            raise PermanentError(f"The PDF is damaged and cannot be opened ({exc}).") from exc
-        except OSError as exc:
-            if exc.errno is None and isinstance(exc, FileNotFoundError):
-                exc = FileNotFoundError(errno.ENOENT, "No such file", path)  # pypdfium2's own
-            raise translate_os_error(exc) from exc
-        try:
-            yield pdf
-        except pdfium.PdfiumError as exc:
-            raise PermanentError(f"The PDF is damaged and cannot be read ({exc}).") from exc
-        finally:
-            pdf.close()
+    """The PDF document, open, with PDFIUM_LOCK held (`media.open_pdf`: plain reasons)."""
+    with open_pdf(path) as pdf:
+        yield pdf
 
 
 @contextmanager
@@ -123,7 +105,7 @@ def render_page(
             image: Image.Image = page.render(scale=scale, grayscale=True).to_pil()
         except Exception as exc:  # pypdfium2 raises PdfiumError and plain errors alike
             raise PermanentError(
-                f"Page {index + 1} of the PDF cannot be rendered ({exc})."
+                f"Page {index + 1} of the PDF is damaged and cannot be rendered."
             ) from exc
     if image.mode != "L":
         image = image.convert("L")

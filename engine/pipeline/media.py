@@ -8,7 +8,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import PermanentError, TransientError
 from engine.pipeline.types import ItemRef
@@ -16,7 +16,12 @@ from engine.pipeline.types import ItemRef
 if TYPE_CHECKING:
     from PIL import Image
 
-MAX_PIXELS = 250_000_000  # a 250-MP panorama decodes in ~750 MB; beyond that we refuse
+MAX_PIXELS = 250_000_000  # a 250-MP panorama decodes in ~1 GB; beyond that we refuse
+# The memory ceiling of one decode: the raster the decoder allocates (width × height ×
+# Pillow's bytes per pixel for the mode, after JPEG draft scaling) must fit in this.
+# Everything after the decode works on a reduced copy (`load_upright`), so a decode's
+# peak stays near this raster. See docs/architecture.md, "Bad files and limits".
+MAX_DECODE_BYTES = 1 << 30
 # PDFium is not thread-safe: every call into it holds this lock.
 PDFIUM_LOCK = threading.RLock()
 
@@ -160,16 +165,156 @@ def _too_large_reason(message: str) -> str:
     return f"The image is too large to open safely{pixels}."
 
 
+TRUNCATED_REASON = "The image file is truncated (incomplete download or copy?)."
+# Decoder messages that say nothing to a person: the reason is given without them.
+_JARGON = (
+    "decoder object",
+    "data stream",
+    "when reading image file",
+    "decoder error",
+    "encoder error",
+    "_io.",
+    "0x",
+    "traceback",
+    "<",
+)
+
+
+def readable_detail(text: str) -> str:
+    """A decoder's message, if it is one short line a person might use; else ''."""
+    line = text.strip().splitlines()[0].strip().rstrip(".") if text.strip() else ""
+    lowered = line.lower()
+    if not line or len(line) > 120 or any(j in lowered for j in _JARGON):
+        return ""
+    return line
+
+
 def decode_error(exc: Exception, item: ItemRef) -> Exception:
     """Map an exception raised while decoding pixels to Permanent/Transient."""
     if isinstance(exc, PermanentError | TransientError):
         return exc
     text = str(exc)
-    if "truncated" in text.lower():
-        return PermanentError("The image file is truncated (incomplete download or copy?).")
+    lowered = text.lower()
+    if "truncated" in lowered or "end of file" in lowered or isinstance(exc, EOFError):
+        return PermanentError(TRUNCATED_REASON)
     if isinstance(exc, OSError) and exc.errno is not None:  # a real I/O error, not Pillow's
         return translate_os_error(exc)
-    if isinstance(exc, OSError | SyntaxError | ValueError | EOFError):
+    if isinstance(exc, OSError | SyntaxError | ValueError):
         name = FORMAT_NAMES.get(item.format, item.format)
-        return PermanentError(f"The {name} image is damaged and cannot be decoded ({text}).")
+        detail = readable_detail(text)
+        return PermanentError(
+            f"The {name} image is damaged and cannot be decoded"
+            + (f" ({detail})." if detail else ".")
+        )
     return exc
+
+
+def _pixel_bytes(mode: str) -> int:
+    """Bytes a pixel takes in Pillow's raster (multi-band 8-bit modes use 4)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4
+
+
+def check_decode_size(img: Image.Image) -> None:
+    """Refuse, before decoding, an image whose raster would pass MAX_DECODE_BYTES."""
+    width, height = img.size
+    need = width * height * _pixel_bytes(img.mode)
+    if need > MAX_DECODE_BYTES:
+        raise PermanentError(
+            f"The image is too large to open safely ({width:,} × {height:,} pixels would "
+            f"need {need / 2**20:,.0f} MB of memory; the limit is {MAX_DECODE_BYTES >> 20:,} MB)."
+        )
+
+
+# EXIF orientation → the transpose that makes the image upright (as ImageOps.exif_transpose).
+_UPRIGHT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+            6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}  # fmt: skip
+
+
+def load_upright(
+    img: Image.Image, item: ItemRef, target_px: int | None, draft_mode: str = "RGB"
+) -> Image.Image:
+    """Decode an opened photo and return it upright, at least `target_px` on its long
+    side where the source allows (None: full size).
+
+    Memory: the raster is checked against MAX_DECODE_BYTES before decoding (after JPEG
+    draft scaling), and an image at least twice the target is reduced (box filter, in C)
+    before it is turned upright or converted, so those work on the small copy. Only
+    the reading (draft, load, EXIF) maps to "damaged" reasons."""
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    try:
+        if target_px is not None and img.format == "JPEG":
+            img.draft(draft_mode, (target_px, target_px))
+        check_decode_size(img)
+        img.load()
+        factor = max(img.size) // target_px if target_px else 1
+        if factor < 2:
+            upright = ImageOps.exif_transpose(img)
+            return upright if upright is not None else img.copy()
+        orientation = img.getexif().get(0x0112, 1)
+    except DECODER_ERRORS as exc:
+        raise decode_error(exc, item) from exc
+    small = _reducible(img).reduce(factor)
+    method = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+    if method is not None:
+        small = small.transpose(PILImage.Transpose[method])
+    return small
+
+
+def _reducible(img: Image.Image) -> Image.Image:
+    """`Image.reduce` takes neither palette, bilevel nor 16-bit greyscale images."""
+    if img.mode == "P":
+        return img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode == "1":
+        return img.convert("L")
+    if img.mode.startswith("I;16"):
+        return img.convert("I")
+    return img
+
+
+# PDFium's error texts, as a person would say them.
+_PDFIUM_REASONS = (
+    ("password", "The PDF is password-protected."),
+    ("security", "The PDF is encrypted in a way Shoebox cannot open."),
+    ("format", "The PDF is damaged (or not really a PDF) and cannot be opened."),
+    ("file", "The PDF cannot be read from the disk."),
+    ("page", "A page of the PDF is damaged and cannot be read."),
+)
+
+
+def pdf_reason(exc: Exception, default: str = "The PDF is damaged and cannot be read.") -> str:
+    text = str(exc).lower()
+    for needle, reason in _PDFIUM_REASONS:
+        if needle in text:
+            return reason
+    return default
+
+
+@contextmanager
+def open_pdf(path: str) -> Iterator[Any]:
+    """A pypdfium2 document, open, with PDFIUM_LOCK held; PDFium's errors (on opening
+    and while the block reads it) become plain PermanentErrors."""
+    import pypdfium2 as pdfium
+
+    with PDFIUM_LOCK:
+        try:
+            pdf = pdfium.PdfDocument(path)
+        except pdfium.PdfiumError as exc:
+            raise PermanentError(
+                pdf_reason(exc, "The PDF is damaged and cannot be opened.")
+            ) from exc
+        except OSError as exc:
+            if exc.errno is None and isinstance(exc, FileNotFoundError):
+                exc = FileNotFoundError(errno.ENOENT, "No such file", path)  # pypdfium2's own
+            raise translate_os_error(exc) from exc
+        try:
+            yield pdf
+        except pdfium.PdfiumError as exc:
+            raise PermanentError(pdf_reason(exc)) from exc
+        finally:
+            pdf.close()

@@ -9,14 +9,13 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from engine.errors import PermanentError
 from engine.pipeline.media import (
     DECODER_ERRORS,
-    PDFIUM_LOCK,
     check_readable_format,
     decode_error,
     existing_path,
     open_image,
+    open_pdf,
     translate_os_error,
 )
 from engine.pipeline.types import ItemRef, ItemStage, StageContext, StageOutput, upsert_result
@@ -195,27 +194,12 @@ def photo_metadata(item: ItemRef) -> dict[str, Any]:
 
 
 def pdf_metadata(item: ItemRef) -> dict[str, Any]:
-    import pypdfium2 as pdfium
-
     check_readable_format(item)
     path = existing_path(item)
-    with PDFIUM_LOCK:
-        try:
-            pdf = pdfium.PdfDocument(path)
-        except pdfium.PdfiumError as exc:
-            if "password" in str(exc).lower():
-                raise PermanentError("The PDF is password-protected.") from exc
-            raise PermanentError(f"The PDF is damaged and cannot be opened ({exc}).") from exc
-        except OSError as exc:
-            raise translate_os_error(exc) from exc
-        try:
-            pages = len(pdf)
-            info = pdf.get_metadata_dict(skip_empty=True)
-            width, height = pdf[0].get_size() if pages else (0.0, 0.0)
-        except pdfium.PdfiumError as exc:
-            raise PermanentError(f"The PDF is damaged and cannot be read ({exc}).") from exc
-        finally:
-            pdf.close()
+    with open_pdf(path) as pdf:
+        pages = len(pdf)
+        info = pdf.get_metadata_dict(skip_empty=True)
+        width, height = pdf[0].get_size() if pages else (0.0, 0.0)
     created = parse_pdf_date(info.get("CreationDate"))
     taken_at, source = (created, "pdf") if created else (_mtime_iso(item, path), "file-mtime")
     return {
@@ -246,6 +230,10 @@ class MetadataStage(ItemStage):
     version = "1"
     lane = "import"
     kinds = frozenset({"photo", "document"})
+    # Reading a header takes milliseconds; a slow share or a TIFF with thousands of
+    # pages seconds. Past this the host fails the job as timed out (a decoder stuck in
+    # C cannot be stopped from Python: see docs/architecture.md, "Bad files and limits").
+    timeout_s: float | None = 120.0
 
     def run(self, item: ItemRef, ctx: StageContext) -> StageOutput:
         # No catch-all here: reading errors are mapped where the file is read.

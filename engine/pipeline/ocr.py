@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import PermanentError
-from engine.pipeline.media import DECODER_ERRORS, decode_error, existing_path, open_image
+from engine.pipeline.media import existing_path, load_upright, open_image
 from engine.pipeline.thumbnail import PREVIEW_PX, thumb_relpath
 from engine.pipeline.types import ItemRef, ItemStage, StageContext, StageOutput, upsert_result
 
@@ -202,17 +202,10 @@ def _output(pages: list[PageText]) -> OcrOutput:
 
 def _decode_upright(item: ItemRef, max_px: int | None) -> Image.Image:
     """The original, upright (EXIF orientation applied), greyscale, at most `max_px`."""
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     with open_image(item) as img:
-        try:
-            if max_px is not None and img.format == "JPEG":
-                img.draft("L", (max_px, max_px))
-            img.load()
-            upright = ImageOps.exif_transpose(img)
-            decoded = upright if upright is not None else img.copy()
-        except DECODER_ERRORS as exc:
-            raise decode_error(exc, item) from exc
+        decoded = load_upright(img, item, max_px, "L")
     if "A" in decoded.mode or decoded.mode == "P":
         # Transparent areas as white paper, not black.
         rgba = decoded.convert("RGBA")

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from engine.pipeline.media import (
-    DECODER_ERRORS,
-    PDFIUM_LOCK,
     check_readable_format,
-    decode_error,
     existing_path,
-    translate_os_error,
+    load_upright,
+    open_pdf,
+    pdf_reason,
 )
 from engine.pipeline.media import open_image as _open_image
 from engine.pipeline.types import ItemRef, ItemStage, StageContext, StageOutput, upsert_result
@@ -89,50 +88,37 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 def decode_photo(item: ItemRef, target_px: int = PREVIEW_PX) -> Image.Image:
     """Decode a photo upright as RGB, at least `target_px` on its long side when the
-    source allows.
+    source allows (reduced right after decoding: `media.load_upright`).
 
     Only what reads the file (open, draft, load, EXIF) maps to "damaged/truncated"
     reasons; the conversion to RGB after it is our code, and its errors are bugs."""
-    from PIL import ImageOps
-
     with _open_image(item) as img:
-        try:
-            if img.format == "JPEG":
-                img.draft("RGB", (target_px, target_px))
-            img.load()
-            upright = ImageOps.exif_transpose(img)
-            decoded = upright if upright is not None else img.copy()
-        except DECODER_ERRORS as exc:
-            raise decode_error(exc, item) from exc
+        decoded = load_upright(img, item, target_px, "RGB")
     return _to_rgb(decoded)
 
 
 def render_pdf_page(item: ItemRef, target_px: int = PREVIEW_PX) -> Image.Image:
-    import pypdfium2 as pdfium
-
     from engine.errors import PermanentError
 
     check_readable_format(item)
     path = existing_path(item)
-    with PDFIUM_LOCK:
+    with open_pdf(path) as pdf:
+        if len(pdf) == 0:
+            raise PermanentError("The PDF has no pages.")
+        page = pdf[0]
         try:
-            pdf = pdfium.PdfDocument(path)
-        except pdfium.PdfiumError as exc:
-            raise PermanentError(f"The PDF cannot be opened ({exc}).") from exc
-        except OSError as exc:
-            raise translate_os_error(exc) from exc
-        try:
-            if len(pdf) == 0:
-                raise PermanentError("The PDF has no pages.")
-            page = pdf[0]
             width, height = page.get_size()
-            scale = target_px / max(width, height, 1.0)
-            image = page.render(scale=scale).to_pil()
-            page.close()
-        except pdfium.PdfiumError as exc:
-            raise PermanentError(f"The PDF's first page cannot be rendered ({exc}).") from exc
+            if width <= 0 or height <= 0:
+                raise PermanentError("The PDF's first page has no size (its MediaBox is empty).")
+            scale = target_px / max(width, height)
+            try:
+                image = page.render(scale=scale).to_pil()
+            except Exception as exc:  # pypdfium2 raises PdfiumError and plain errors alike
+                raise PermanentError(
+                    pdf_reason(exc, "The PDF's first page is damaged and cannot be shown.")
+                ) from exc
         finally:
-            pdf.close()
+            page.close()
     return _to_rgb(image)
 
 
@@ -156,9 +142,8 @@ def make_thumbnails(item: ItemRef, library_dir: Path) -> dict[str, dict[str, int
     as "the file is damaged"."""
     from PIL import Image
 
-    image = render_pdf_page(item) if item.format == "pdf" else decode_photo(item)
-    preview = image.copy() if max(image.size) > PREVIEW_PX else image
-    if preview is not image:
+    preview = render_pdf_page(item) if item.format == "pdf" else decode_photo(item)
+    if max(preview.size) > PREVIEW_PX:  # in place: the decoded image is ours, no copy
         preview.thumbnail((PREVIEW_PX, PREVIEW_PX), Image.Resampling.BICUBIC, reducing_gap=2.0)
     thumb = preview.copy()
     thumb.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.BICUBIC, reducing_gap=2.0)
@@ -175,6 +160,9 @@ class ThumbnailStage(ItemStage):
     version = "1"
     lane = "import"
     kinds = frozenset({"photo", "document"})
+    # A 250-MP image decodes in seconds; past this the job fails as timed out (see
+    # MetadataStage.timeout_s for what that does and does not stop).
+    timeout_s: float | None = 300.0
 
     def run(self, item: ItemRef, ctx: StageContext) -> StageOutput:
         return StageOutput(data=make_thumbnails(item, ctx.library_dir))
