@@ -97,6 +97,24 @@ STABLE_JSON_KEYS: dict[str, tuple[str, ...]] = {
         "id",
     ),
     "review": ("id", "label", "score", "why", "reason"),
+    "doctor": (
+        "repair",
+        "ok",
+        *(
+            f"{check}{key}"
+            for check in (
+                "catalog",
+                "foreign_keys",
+                "thumbnails",
+                "vectors",
+                "missing_items",
+                "stuck_jobs",
+                "scanning_sessions",
+                "orphan_files",
+            )  # engine.doctor.CHECKS (not imported here: start-up)
+            for key in ("", ".found", ".fixed", ".details")
+        ),
+    ),
     "similar": ("id", "paths", "kind", "score"),
     "sessions": (
         "id",
@@ -461,12 +479,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_cancel)
 
     from engine.cli_labels import add_parsers as add_label_parsers
+    from engine.cli_maintenance import add_parsers as add_maintenance_parsers
     from engine.cli_models import add_parsers
     from engine.cli_search import add_parsers as add_search_parsers
 
     add_parsers(sub, json_flag)
     add_search_parsers(sub, json_flag)
     add_label_parsers(sub, json_flag)
+    add_maintenance_parsers(sub, json_flag)
     return parser
 
 

@@ -638,6 +638,10 @@ def migrate(conn: sqlite3.Connection) -> int:
         )
     if version == len(MIGRATIONS):
         return version
+    # A catalog about to change shape is backed up first (backups/, engine/backup.py).
+    from engine.backup import before_migration
+
+    before_migration(conn, version, len(MIGRATIONS))
     import sqlite_utils  # only when migrating: it costs ~90 ms of CLI start-up
 
     db = sqlite_utils.Database(conn)
