@@ -19,6 +19,9 @@ os.environ["SHOEBOX_NO_MODELS"] = "1"
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Originals are sacred: no test may see Shoebox change a source file (tests/originals.py).
+pytest_plugins = ["tests.originals"]
+
 
 @pytest.fixture
 def library_dir(tmp_path: Path) -> Path:
