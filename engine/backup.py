@@ -40,6 +40,7 @@ KINDS = ("daily", "migration", "manual", "restore")
 KEEP = {"daily": 7, "migration": 3, "manual": 10, "restore": 3}
 DAILY_S = 24 * 3600.0
 CHECK_EVERY_S = 600.0  # how often a long-running host asks whether a daily one is due
+STALE_TMP_S = 3600.0  # a temporary copy this old belongs to no running backup
 LIVE_HOST_S = 30.0  # a host row with a heartbeat this recent is alive (as cli_models)
 _NAME = re.compile(
     r"^catalog-(?P<kind>[a-z]+)-(?P<stamp>\d{8}T\d{6}\.\d{3}Z)(?:-(?P<n>\d+))?"
@@ -190,6 +191,14 @@ def _reason(exc: BaseException) -> str:
 def rotate(library_dir: Path, kind: str) -> list[str]:
     """Remove the oldest backups of `kind` beyond KEEP[kind]; returns what went."""
     removed = []
+    folder = backups_dir(library_dir)
+    stale = time.time() - STALE_TMP_S
+    with contextlib.suppress(OSError):
+        for tmp in folder.glob(".tmp-catalog-*"):  # a copy cut short (the process died)
+            with contextlib.suppress(OSError):
+                if tmp.stat().st_mtime < stale:
+                    tmp.unlink()
+                    removed.append(str(tmp))
     for old in list_backups(library_dir, kind)[KEEP[kind] :]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(old.path)

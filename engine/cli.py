@@ -312,6 +312,10 @@ def cmd_work(args: argparse.Namespace) -> int:
         except LibraryLockedError as exc:
             print(f"shoebox: {exc}", file=sys.stderr)
             return EXIT_LOCKED
+        from engine.backup import DailyBackups
+
+        daily = DailyBackups(lib.root)  # the daily catalog backup, when one is due
+        daily.tick()
         try:
             if args.until_idle:
                 host.wait_idle(args.session, stop)
@@ -321,9 +325,10 @@ def cmd_work(args: argparse.Namespace) -> int:
 
                 with FolderWatcher(lib):
                     while not stop.wait(0.5):
-                        pass
+                        daily.tick()
         finally:
             host.stop()
+            daily.join(30.0)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

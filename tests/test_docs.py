@@ -230,6 +230,7 @@ def test_commands_emit_their_stable_json_keys(
         "items": run(capsys, "--library", lib, "items", "--json"),
         "similar": _similar_output(capsys, lib),
         **_label_outputs(capsys, lib),
+        "doctor": [run(capsys, "--library", lib, "doctor", "--json")],
     }
     assert emitted.keys() == cli.STABLE_JSON_KEYS.keys()
     for command, objects in emitted.items():

@@ -275,3 +275,31 @@ def test_backup_and_restore_commands(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["--library", where, "restore", str(tmp_path / "none.db")]) == 2
     assert "No such backup" in capsys.readouterr().err
     assert main(["--library", str(tmp_path / "nolib"), "backup"]) == 2
+
+
+def test_the_worker_host_makes_the_daily_backup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lib = _library(tmp_path, 1)
+    lib.close()
+    where = str(tmp_path / "lib")
+    run(capsys, "--library", where, "work", "--until-idle", "--json")
+    [made] = backup.list_backups(tmp_path / "lib", "daily")
+    assert _check(made.path) == "ok" and _count(made.path) == 1
+    run(capsys, "--library", where, "work", "--until-idle", "--json")
+    assert len(backup.list_backups(tmp_path / "lib", "daily")) == 1  # not due again
+
+
+def test_a_copy_cut_short_is_swept_by_the_next_backup(tmp_path: Path) -> None:
+    import os
+
+    lib = _library(tmp_path, 1)
+    folder = lib.root / "backups"
+    folder.mkdir()
+    old, recent = folder / ".tmp-catalog-old.db", folder / ".tmp-catalog-new.db"
+    for path in (old, recent):
+        path.write_bytes(b"half a copy")
+    os.utime(old, (1000.0, 1000.0))
+    backup.backup_library(lib.root)
+    assert (old.exists(), recent.exists()) == (False, True)
+    lib.close()
