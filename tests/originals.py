@@ -145,22 +145,42 @@ def register(path: str | os.PathLike[str], *, exclude: tuple[str, ...] = ()) -> 
     return Path(path)
 
 
+def _is_touched(guard: _Guard, path: str) -> bool:
+    """Changed by the test: the path itself, or a folder above it (renamed, removed)."""
+    while True:
+        if path in guard.touched:
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+
+
 def _snapshot(guard: _Guard, root: str, excluded: tuple[str, ...]) -> None:
+    """Take what is under `root` now as the baseline: files not seen before, and files
+    the test changed since the last look (a first look at a file is kept otherwise)."""
+    seen = set()
     for path in _walk(root, excluded):
+        seen.add(path)
         with guard.lock:
-            if path in guard.baseline and path not in guard.touched:
-                continue  # the first look is the one compared
+            if path in guard.baseline and not _is_touched(guard, path):
+                continue
         found = _entry(path)
-        with guard.lock:
-            guard.touched.discard(path)
-            if found is not None:
+        if found is not None:
+            with guard.lock:
                 guard.baseline[path], guard.stats[path] = found
+    with guard.lock:
+        inside = [p for p in guard.baseline if p == root or p.startswith(root + os.sep)]
+        for path in inside:  # the test removed or moved it away since
+            if path not in seen and _is_touched(guard, path):
+                del guard.baseline[path], guard.stats[path]
+        guard.touched = {p for p in guard.touched if not (p == root or p.startswith(root + os.sep))}
 
 
 def _changes(guard: _Guard) -> list[str]:
     problems = []
     for path, before in sorted(guard.baseline.items()):
-        if path in guard.touched:
+        if _is_touched(guard, path):
             continue
         try:
             st = os.lstat(path)
