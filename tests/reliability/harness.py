@@ -157,7 +157,9 @@ class Harness:
                 text=True, timeout=timeout,
             )  # fmt: skip
         except subprocess.TimeoutExpired as exc:
-            raise AssertionError(f"shoebox {' '.join(args)} hung ({timeout:g} s) {self.tag}") from exc
+            raise AssertionError(
+                f"shoebox {' '.join(args)} hung ({timeout:g} s) {self.tag}"
+            ) from exc
         with self.log.open("a") as log:
             log.write(f"--- shoebox {' '.join(args)} -> {proc.returncode}\n{proc.stderr}\n")
         if proc.returncode == -signal.SIGKILL:
@@ -184,7 +186,9 @@ class Harness:
     def work_clean(self) -> dict[str, Any]:
         """`work --until-idle` without faults: must exit 0; returns its stats."""
         proc = self.work()
-        assert proc.returncode == 0, f"work failed ({proc.returncode}): {proc.stderr[-3000:]} {self.tag}"
+        assert proc.returncode == 0, (
+            f"work failed ({proc.returncode}): {proc.stderr[-3000:]} {self.tag}"
+        )
         return dict(json.loads(proc.stdout))
 
     # -- reading -------------------------------------------------------------------
@@ -211,12 +215,16 @@ class Harness:
                     "SELECT item_id, stage FROM jobs WHERE state = 'done' AND item_id IS NOT NULL"
                 )
             },
-            results={(int(r[0]), str(r[1])) for r in self.read("SELECT item_id, stage FROM results")},
+            results={
+                (int(r[0]), str(r[1])) for r in self.read("SELECT item_id, stage FROM results")
+            },
             thumbnails={
                 (int(r[0]), str(r[1]), str(r[2]))
                 for r in self.read("SELECT item_id, size, path FROM thumbnails")
             },
-            vectors={(int(r[0]), str(r[1])) for r in self.read("SELECT item_id, model FROM vectors")},
+            vectors={
+                (int(r[0]), str(r[1])) for r in self.read("SELECT item_id, model FROM vectors")
+            },
             items={str(r[0]) for r in self.read("SELECT hash FROM items")},
         )
 
@@ -299,7 +307,9 @@ class Harness:
             lost_items = snap.items - now.items
             c.reported_done_lost += len(lost) + len(lost_items)
             if lost or lost_items:
-                p.append(f"reported done, then lost: {sorted(lost)[:5]} items {sorted(lost_items)[:3]}")
+                p.append(
+                    f"reported done, then lost: {sorted(lost)[:5]} items {sorted(lost_items)[:3]}"
+                )
         for _, _, rel in now.thumbnails:
             f = self.library / rel
             if not f.is_file() or f.stat().st_size == 0:
@@ -308,7 +318,9 @@ class Harness:
             p.append(f"{c.thumbnail_files_missing} thumbnail files missing or empty")
         after = self.checksums()
         c.originals_changed = sum(
-            1 for rel, (digest, mtime) in self._originals.items() if after.get(rel) != (digest, mtime)
+            1
+            for rel, (digest, mtime) in self._originals.items()
+            if after.get(rel) != (digest, mtime)
         )
         if c.originals_changed:
             p.append(f"{c.originals_changed} originals changed")

@@ -115,8 +115,8 @@ def test_second_host_is_refused_and_nothing_is_lost(tmp_path: Path) -> None:
     distinct = h.build_source(12)
     h.import_source()
     # The first host stalls on one file, so it is certainly serving when the second starts.
-    first = h.start("work", "--until-idle", "--json",
-                    env=h.env(SHOEBOX_FAULT_SLOW_PATH="p0003", SHOEBOX_FAULT_SLOW_S="3"))  # fmt: skip
+    slow = h.env(SHOEBOX_FAULT_SLOW_PATH="p0003", SHOEBOX_FAULT_SLOW_S="3")
+    first = h.start("work", "--until-idle", "--json", env=slow)
     deadline = time.monotonic() + 60
     while h.count("state = 'running'") == 0 and first.poll() is None:
         assert time.monotonic() < deadline, f"the first host never started a job {h.tag}"
