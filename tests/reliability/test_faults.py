@@ -86,7 +86,9 @@ def _store_kill(tmp_path: Path, seed: int, point: str) -> None:
         done = h.count("state = 'done'") - before_done
         # Before commit: the killed transaction's job is not done; after: it is.
         assert done >= n - 1, f"{point} {n}: only {done} jobs done {h.tag}"
-        assert h.count("state = 'running'") >= 1, f"{point}: nothing was running {h.tag}"
+        if point == "before_commit":  # the killed transaction's own job is still running
+            assert h.count("state = 'running'") >= 1, f"{point}: nothing was running {h.tag}"
+        # after_commit: that job is done; whether another was running is timing
     h.work_clean()
     h.next_start_clean()
     check = h.check(distinct, snaps)
