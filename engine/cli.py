@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import LANES, default_library_dir
+from engine.doctor import CHECKS as DOCTOR_CHECKS
 from engine.errors import SettingsError, ShoeboxError
 
 if TYPE_CHECKING:
@@ -102,16 +103,7 @@ STABLE_JSON_KEYS: dict[str, tuple[str, ...]] = {
         "ok",
         *(
             f"{check}{key}"
-            for check in (
-                "catalog",
-                "foreign_keys",
-                "thumbnails",
-                "vectors",
-                "missing_items",
-                "stuck_jobs",
-                "scanning_sessions",
-                "orphan_files",
-            )  # engine.doctor.CHECKS (not imported here: start-up)
+            for check in DOCTOR_CHECKS
             for key in ("", ".found", ".fixed", ".details")
         ),
     ),

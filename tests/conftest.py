@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,3 +47,16 @@ def cli_env() -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("SHOEBOX_FAULT_CRASH_PATH", None)
     return env
+
+
+def import_in_child(lib: Path, root: Path, timeout: float) -> dict[str, Any]:
+    """`shoebox import ROOT --wait --json` in a child process (its worker host under the
+    supervisor, as the CLI runs it); its JSON summary. A hang fails at `timeout`."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "--library", str(lib), "import", str(root),
+         "--wait", "--json"],
+        cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary: dict[str, Any] = json.loads(proc.stdout)
+    return summary

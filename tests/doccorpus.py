@@ -2166,6 +2166,24 @@ def _pdf_string(text: str) -> bytes:
     return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
 
 
+def pdf_bytes(objects: Sequence[bytes], *, root: int = 1, trailer_extra: bytes = b"") -> bytes:
+    """A PDF of these objects (numbered from 1) with a correct xref table; `root` is the
+    catalog's number, `trailer_extra` more trailer entries (with a trailing space)."""
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets: list[int] = []
+    for num, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % num + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n" % (len(objects) + 1)
+    out += b"0000000000 65535 f \n"
+    for off in offsets:
+        out += b"%010d 00000 n \n" % off
+    out += b"trailer\n<< /Size %d /Root %d 0 R %s>>\n" % (len(objects) + 1, root, trailer_extra)
+    out += b"startxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)
+
+
 def write_text_pdf(path: Path, pages: Sequence[Sequence[str]], *, title: str = "") -> None:
     """A PDF whose pages carry ``pages`` as real text (Helvetica, WinAnsi), one line per line.
 
@@ -2202,24 +2220,9 @@ def write_text_pdf(path: Path, pages: Sequence[Sequence[str]], *, title: str = "
         b" ".join(b"%d 0 R" % k for k in kids),
         len(kids),
     )
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets: list[int] = []
-    for num, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % num + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n" % (len(objects) + 1)
-    out += b"0000000000 65535 f \n"
-    for off in offsets:
-        out += b"%010d 00000 n \n" % off
-    out += b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R >>\n" % (
-        len(objects) + 1,
-        catalog,
-        info,
-    )
-    out += b"startxref\n%d\n%%%%EOF\n" % xref
+    out = pdf_bytes(objects, root=catalog, trailer_extra=b"/Info %d 0 R " % info)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(bytes(out))
+    path.write_bytes(out)
 
 
 def write_scanned_pdf(path: Path, images: Sequence[Image.Image], dpi: int = 300) -> None:

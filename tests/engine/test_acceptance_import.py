@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from engine.library import Library
-from tests.conftest import REPO, cli_env
+from tests.conftest import import_in_child
 from tests.corpus import Corpus, make_corpus
 
 
@@ -26,26 +23,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Corpus, Library,
     base = tmp_path_factory.mktemp("accept")
     corpus = make_corpus(base / "corpus")
     before = _snapshot(corpus.all_regular_files())
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "--library",
-            str(base / "lib"),
-            "import",
-            str(corpus.root),
-            "--wait",
-            "--json",
-        ],
-        cwd=REPO,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
+    summary = import_in_child(base / "lib", corpus.root, timeout=600)
     assert _snapshot(corpus.all_regular_files()) == before, "an original was modified"
     lib = Library(base / "lib")
     return corpus, lib, summary

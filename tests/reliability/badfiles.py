@@ -33,6 +33,7 @@ from typing import Literal
 from PIL import Image, ImageDraw
 
 from tests.corpus import _PNG_SIGNATURE, _huge_png, _png_chunk
+from tests.doccorpus import pdf_bytes
 
 __all__ = ["BadCorpus", "Case", "make_bad_corpus", "make_bomb_tree", "make_special_tree"]
 
@@ -233,21 +234,7 @@ def _webp_giant(data: bytes) -> bytes:
 
 def _pdf(objects: list[bytes], *, trailer_extra: bytes = b"") -> bytes:
     """A PDF with a correct xref table: objects are numbered from 1; 1 is the catalog."""
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for n, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for off in offsets:
-        out += b"%010d 00000 n \n" % off
-    out += b"trailer\n<< /Size %d /Root 1 0 R %s>>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        trailer_extra,
-        xref,
-    )
-    return bytes(out)
+    return pdf_bytes(objects, root=1, trailer_extra=trailer_extra)
 
 
 def _pdf_pages(boxes: list[bytes], content: bytes = b"") -> bytes:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from engine.library import Library
-from tests.conftest import REPO, cli_env
+from tests.conftest import REPO, cli_env, import_in_child
 from tests.reliability.badfiles import BadCorpus, Case, make_bad_corpus, make_special_tree
 
 TERMINAL = {"done", "failed", "dead", "skipped", "cancelled"}
@@ -47,27 +47,7 @@ def _library_dir(base: Path, *, photos: str = "auto") -> Path:
 def _import(lib: Path, root: Path, timeout: float) -> dict[str, Any]:
     """`shoebox import --wait --json`: the worker host in a child process, restarted by
     its supervisor if a file crashes it (so a crash is counted, not fatal here)."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "--library",
-            str(lib),
-            "import",
-            str(root),
-            "--wait",
-            "--json",
-        ],
-        cwd=REPO,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,  # a hang fails the test here, naming the timeout
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary: dict[str, Any] = json.loads(proc.stdout)
-    return summary
+    return import_in_child(lib, root, timeout)
 
 
 def _jobs_by_path(lib: Path) -> dict[bytes, list[tuple[str, str, str | None, int]]]:
