@@ -42,3 +42,21 @@ class SettingsError(ShoeboxError):
 class WaitingError(ShoeboxError):
     """The job cannot run yet for a reason outside the input (its model's weights are
     not here): it waits, no attempt counted, with this message as what to do."""
+
+
+# The end of every "source offline" reason: the ledger tells these waits (per item,
+# woken when the folder is back: engine/jobs/offline.py) from a stage's (its model).
+OFFLINE_SUFFIX = "is not available (drive unplugged?); work resumes when it is back."
+
+
+class SourceOfflineError(WaitingError):
+    """The item's folder is not there (an unplugged drive, an unmounted share): its
+    jobs wait, no attempt counted, and run again by themselves when it is back."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        super().__init__(f"The folder {folder} {OFFLINE_SUFFIX}")
+
+
+def is_offline_reason(reason: str | None) -> bool:
+    return bool(reason) and str(reason).endswith(OFFLINE_SUFFIX)

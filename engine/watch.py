@@ -54,6 +54,7 @@ from watchdog.observers.polling import PollingObserver
 from engine.importing.formats import is_hidden_or_system, is_supported_name
 from engine.importing.importer import ImportSummary, ProgressFn
 from engine.importing.scan import FoundFile, display_path, walk
+from engine.pipeline.media import offline_folder
 from engine.store.db import next_seq
 
 if TYPE_CHECKING:
@@ -214,7 +215,10 @@ def mark_missing(lib: Library, paths: Iterable[str]) -> int:
     """
     gone: list[tuple[int, int]] = []
     conn = lib.catalog.conn
+    watched = [w.path for w in list_watches(lib)]
     for path in paths:
+        if _offline(path, watched):
+            continue
         rows = conn.execute(
             """SELECT id, raw, item_id FROM paths
                WHERE missing = 0 AND (raw = ? OR (raw > ? AND raw < ?))""",
@@ -233,6 +237,16 @@ def mark_missing(lib: Library, paths: Iterable[str]) -> int:
             wconn.execute("UPDATE paths SET missing = 1 WHERE id = ?", (path_id,))
             wconn.execute("UPDATE items SET seq = ? WHERE id = ?", (seq, item_id))
     return len(gone)
+
+
+def _offline(path: str, watched: list[str]) -> bool:
+    """Is `path` under a watched folder that is itself not there (an unplugged drive)?
+    Its files are then offline, not deleted: they are not marked missing. Outside any
+    watched folder, a path whose own folder is not there counts as offline too."""
+    owners = [w for w in watched if _is_within(path, w)]
+    if owners:
+        return not all(os.path.isdir(w) for w in owners)
+    return offline_folder(path) is not None
 
 
 def import_roots(folder: str, excluded: set[str], *, skip_hidden: bool) -> list[str]:

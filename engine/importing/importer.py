@@ -33,6 +33,17 @@ HASH_THREADS = 2
 # hashed: no stage could read it, and hashing a 4 GB disk image (or a sparse file's
 # holes: 11 s for 4 GB here) would stall the scan. It is listed as a scan problem.
 UNRECOGNISED_HASH_LIMIT = 64 * 1024 * 1024
+# Files still being written (a copy in progress): one whose size or mtime moved while
+# it was hashed, or that was modified in the last QUIET_S and does not end the way its
+# format ends (JPEG EOI, PNG IEND, GIF trailer, PDF %%EOF, RIFF size), is not
+# catalogued at once. After the scan the importer looks again every SETTLE_POLL_S and
+# takes it once its stat held still for a poll and it looks complete or has been
+# quiet QUIET_S (then it is a truncated file, and the stages say so); after
+# SETTLE_MAX_S it is left as a scan problem. See docs/architecture.md, "Sources that
+# change or vanish".
+QUIET_S = 2.0
+SETTLE_POLL_S = 0.5
+SETTLE_MAX_S = 30.0
 
 
 @dataclass
@@ -98,6 +109,8 @@ class Importer:
         seen: set[bytes] = set()
         pending: list[FoundFile] = []
         returned: list[bytes] = []  # known paths that were missing and are back, unchanged
+        unsettled: list[FoundFile] = []  # still being written: looked at again after the scan
+        vanished: set[str] = set()  # roots that disappeared during the scan (unplugged)
         last_flush = time.monotonic()
 
         with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="shoebox-hash") as pool:
@@ -106,7 +119,13 @@ class Importer:
                     summary.cancelled = True
                     break
                 if isinstance(entry, Skipped):
-                    if entry.reason == "unreadable":
+                    gone_root = (
+                        _vanished_root(entry.path, roots) if entry.reason == "unreadable" else None
+                    )
+                    if gone_root is not None:  # one reason for the root, not one per folder
+                        summary.unreadable += 1
+                        vanished.add(gone_root)
+                    elif entry.reason == "unreadable":
                         summary.unreadable += 1
                         self._problem(session_id, entry.path, f"Cannot read: {entry.detail}.")
                     else:
@@ -129,18 +148,28 @@ class Importer:
                     continue
                 pending.append(entry)
                 if len(pending) >= BATCH_FILES or time.monotonic() - last_flush > BATCH_SECONDS:
-                    self._catalogue(pending, known, summary, pool)
+                    unsettled += self._catalogue(pending, known, summary, pool)
                     pending = []
                     last_flush = time.monotonic()
                     if progress:
                         progress(summary)
             if pending:
-                self._catalogue(pending, known, summary, pool)
+                unsettled += self._catalogue(pending, known, summary, pool)
+            if unsettled and not summary.cancelled:
+                self._settle(unsettled, known, summary, pool, cancel)
         if returned:
             self._mark_returned(returned)
+        vanished.update(r for r in map(os.path.abspath, roots) if not os.path.lexists(r))
+        for root in sorted(vanished):
+            self._problem(
+                session_id,
+                root,
+                "The folder disappeared during the import (drive unplugged?). What was found "
+                "before is catalogued; import it again when it is back.",
+            )
 
         if not summary.cancelled:
-            summary.missing = self._mark_missing(known, seen)
+            summary.missing = self._mark_missing(known, seen, roots)
         else:
             with self.catalog.write() as conn:  # what it queued so far goes too
                 cancel_session(conn, session_id, time.time(), self.registry)
@@ -171,8 +200,10 @@ class Importer:
         known: dict[bytes, _Known],
         summary: ImportSummary,
         pool: ThreadPoolExecutor,
-    ) -> None:
+    ) -> list[FoundFile]:
+        """Catalogue a batch; returns the files still being written (not catalogued)."""
         hashed = list(pool.map(_hash_or_error, files))
+        changing: list[FoundFile] = []
         live_elsewhere = self._live_elsewhere(files, hashed)  # filesystem checks, before locking
         now = time.time()
         linked_here: set[int] = set()  # items given a path in this batch (in-batch duplicates)
@@ -180,7 +211,7 @@ class Importer:
             seq = next_seq(conn)
             for found, result in zip(files, hashed, strict=True):
                 if result == CHANGING:
-                    summary.changing += 1
+                    changing.append(found)
                     continue
                 if isinstance(result, str):
                     summary.unreadable += 1
@@ -250,6 +281,47 @@ class Importer:
                 known[raw] = _Known(0, item_id, found.size, found.mtime_ns, False)
                 linked_here.add(item_id)
             self._write_counters(conn, summary, seq)
+        return changing
+
+    def _settle(
+        self,
+        files: list[FoundFile],
+        known: dict[bytes, _Known],
+        summary: ImportSummary,
+        pool: ThreadPoolExecutor,
+        cancel: threading.Event | None,
+    ) -> None:
+        """Files still being written, looked at again until they settle (see QUIET_S)."""
+        last = {f.path: f for f in files}
+        deadline = time.monotonic() + SETTLE_MAX_S
+        while last and time.monotonic() < deadline and not (cancel and cancel.is_set()):
+            time.sleep(SETTLE_POLL_S)
+            ready: list[FoundFile] = []
+            for path, before in list(last.items()):
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    del last[path]  # gone (a copy cancelled): nothing to catalogue
+                    continue
+                now = FoundFile(path, st.st_size, st.st_mtime_ns)
+                last[path] = now
+                if (now.size, now.mtime_ns) == (before.size, before.mtime_ns) and (
+                    _quiet(now) or looks_complete(path, now.size)
+                ):
+                    ready.append(now)
+            if ready:
+                left = {f.path for f in self._catalogue(ready, known, summary, pool)}
+                for f in ready:
+                    if f.path not in left:
+                        del last[f.path]
+        summary.changing += len(last)
+        for path in sorted(last):
+            self._problem(
+                summary.session_id,
+                path,
+                f"Not catalogued yet: the file was still being written after {SETTLE_MAX_S:g} s"
+                " (a copy in progress?); import it again when the copy is done.",
+            )
 
     def _live_elsewhere(
         self, files: list[FoundFile], hashed: list[tuple[str, bytes, int] | str]
@@ -281,11 +353,21 @@ class Importer:
                 if row:
                     conn.execute("UPDATE items SET seq = ? WHERE id = ?", (seq, row[0]))
 
-    def _mark_missing(self, known: dict[bytes, _Known], seen: set[bytes]) -> int:
+    def _mark_missing(self, known: dict[bytes, _Known], seen: set[bytes], roots: list[str]) -> int:
+        """Known paths under the roots that are gone; not under a root that is itself not
+        there (an unplugged drive: its files are offline, not deleted)."""
+        absent = [
+            os.fsencode(os.path.abspath(r)).rstrip(b"/")
+            for r in roots
+            if not os.path.lexists(os.path.abspath(r))
+        ]
         gone = [
             raw
             for raw, k in known.items()
-            if raw not in seen and not k.missing and not os.path.lexists(os.fsdecode(raw))
+            if raw not in seen
+            and not k.missing
+            and not any(raw == a or raw.startswith(a + b"/") for a in absent)
+            and not os.path.lexists(os.fsdecode(raw))
         ]
         if not gone:
             return 0
@@ -357,6 +439,8 @@ def _hash_or_error(found: FoundFile) -> tuple[str, bytes, int] | str:
             result[2] != found.size
         ):
             return CHANGING
+        if not _quiet(found) and not looks_complete(found.path, found.size, result[1]):
+            return CHANGING  # written a moment ago and not ending as its format ends
         return result
     except FileNotFoundError:
         return "The file disappeared while it was being catalogued."
@@ -364,6 +448,47 @@ def _hash_or_error(found: FoundFile) -> tuple[str, bytes, int] | str:
         return "Shoebox is not allowed to read this file (permission denied)."
     except OSError as exc:
         return f"Cannot read the file: {exc.strerror or exc}."
+
+
+def _quiet(found: FoundFile) -> bool:
+    """Not modified for QUIET_S: no copy is writing it now."""
+    return time.time() - found.mtime_ns / 1e9 >= QUIET_S
+
+
+def looks_complete(path: str, size: int, head: bytes | None = None) -> bool:
+    """Does the file end the way its format ends? (A copy cut short, or in progress,
+    does not.) Formats without a trailer to check (TIFF, HEIF, BMP) count as complete;
+    so does anything that cannot be read here (the hash or the stages will say)."""
+    try:
+        with open(path, "rb") as fh:
+            head = head if head is not None else fh.read(16)
+            fh.seek(max(0, size - 1024))
+            tail = fh.read(1024)
+    except OSError:
+        return True
+    fmt = sniff_format(head, size)
+    trimmed = tail.rstrip(b"\x00\r\n ")  # padding some cameras and tools append
+    if fmt == "jpeg":
+        return trimmed.endswith(b"\xff\xd9")
+    if fmt == "png":
+        return b"IEND" in tail[-16:]
+    if fmt == "gif":
+        return trimmed.endswith(b"\x3b")
+    if fmt == "pdf":
+        return b"%%EOF" in tail
+    if fmt == "webp":
+        return int.from_bytes(head[4:8], "little") + 8 <= size
+    return True
+
+
+def _vanished_root(path: str, roots: list[str]) -> str | None:
+    """The import root containing `path`, if that root is no longer there."""
+    for root in map(os.path.abspath, roots):
+        if (path == root or path.startswith(root.rstrip(os.sep) + os.sep)) and not os.path.lexists(
+            root
+        ):
+            return root
+    return None
 
 
 def _size_text(size: int) -> str:

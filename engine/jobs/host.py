@@ -50,7 +50,7 @@ from engine.errors import (
     TransientError,
     WaitingError,
 )
-from engine.jobs import freshness, ledger, recovery, reindex
+from engine.jobs import freshness, ledger, offline, recovery, reindex
 from engine.jobs.control import JobControl, JobInterrupted
 from engine.jobs.resources import ResourcePool
 from engine.jobs.serializer import JsonSerializer
@@ -531,7 +531,13 @@ class WorkerHost:
 
     def _wake_or_park(self, now: float) -> None:
         """Waiting jobs run again as soon as their model is here (imported, downloaded);
-        until then, new jobs of that stage wait with them instead of being claimed."""
+        until then, new jobs of that stage wait with them instead of being claimed.
+        Jobs waiting for their item's folder (a drive unplugged) run when it is back."""
+        back = offline.returned(self.catalog.conn)
+        if back:
+            with self.catalog.write() as wconn:
+                log.info("source folders back: %d waiting jobs queued again",
+                         offline.wake(wconn, back))  # fmt: skip
         for stage_name, (_, reason) in ledger.waiting_stages(self.catalog.conn).items():
             stage = self.registry.get(stage_name) if stage_name in self.registry else None
             check = getattr(stage, "availability", None)
@@ -815,12 +821,30 @@ class WorkerHost:
         except WaitingError as exc:
             return _Outcome("waiting", reason=str(exc))
         except PermanentError as exc:
-            return _Outcome("error", reason=str(exc), permanent=True)
+            # A file edited (truncated, replaced) since it was catalogued reads as damaged:
+            # that is the new content's fault, not the item's.
+            return self._if_changed(job) or _Outcome("error", reason=str(exc), permanent=True)
         except BaseException as exc:  # SystemExit, CancelledError too: the job must end
             self._log_failure(job, exc)
             return _Outcome("error", reason=readable_reason(exc))
         finally:
             self._note_duration(job.stage, time.monotonic() - started)
+
+    def _if_changed(self, job: ledger.ClaimedJob) -> _Outcome | None:
+        """A reads-original stage failed for its input: if the file is no longer the
+        item's content, the outcome is "changed" (re-catalogued), not a bad file."""
+        if job.item_id is None or job.stage not in self.registry:
+            return None
+        if not self.registry.get(job.stage).reads_original:
+            return None
+        try:
+            fresh = freshness.check(load_item_ref(self.catalog, job.item_id), self.catalog)
+        except Exception:
+            log.exception("checking whether the file of job %s changed failed", job.id)
+            return None
+        if fresh.ok:
+            return None
+        return _Outcome("changed", changed=fresh.changed, intact=fresh.intact)
 
     def _note_duration(self, stage: str, seconds: float, n: int = 1) -> None:
         per_job = seconds / max(n, 1)
@@ -909,7 +933,9 @@ class WorkerHost:
         if outcome.kind == "waiting":
             if ledger.park(conn, job, outcome.reason, now):
                 self.stats.waiting += 1
-                if self._parked.get(job.stage) != outcome.reason:
+                if offline.is_offline_reason(outcome.reason):  # this item only, not the stage
+                    offline.park_item(conn, self.registry, job, outcome.reason, now)
+                elif self._parked.get(job.stage) != outcome.reason:
                     self._parked[job.stage] = outcome.reason
                     ledger.park_stage(conn, self.registry, job.stage, outcome.reason, now)
             return

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from engine.config import Settings
+from engine.errors import OFFLINE_SUFFIX
 from engine.pipeline.registry import StageRegistry
 from engine.store.db import next_seq
 
@@ -501,17 +502,24 @@ def wake(conn: sqlite3.Connection, registry: StageRegistry, stage: str) -> int:
     return conn.execute(
         f"""UPDATE jobs SET state = 'queued', error = NULL, not_before = 0, finished_at = NULL,
                             dispatched = 0, seq = ?
-            WHERE state = 'waiting' AND stage IN ({marks(len(names))})""",
-        (seq, *names),
+            WHERE state = 'waiting' AND stage IN ({marks(len(names))}) AND {_NOT_OFFLINE}""",
+        (seq, *names, OFFLINE_SUFFIX),
     ).rowcount
 
 
+# Jobs waiting for their item's folder (engine/jobs/offline.py) are not a stage's wait:
+# waking a stage leaves them waiting, and they do not make a stage look parked.
+_NOT_OFFLINE = f"substr(coalesce(error, ''), -{len(OFFLINE_SUFFIX)}) != ?"
+
+
 def waiting_stages(conn: sqlite3.Connection) -> dict[str, tuple[int, str]]:
-    """Stages with waiting jobs: {stage: (count, one job's reason)}."""
+    """Stages with jobs waiting for the stage (its model): {stage: (count, a reason)}."""
     return {
         str(r[0]): (int(r[1]), str(r[2] or ""))
         for r in conn.execute(
-            "SELECT stage, count(*), max(error) FROM jobs WHERE state = 'waiting' GROUP BY stage"
+            f"""SELECT stage, count(*), max(error) FROM jobs
+                WHERE state = 'waiting' AND {_NOT_OFFLINE} GROUP BY stage""",
+            (OFFLINE_SUFFIX,),
         )
     }
 

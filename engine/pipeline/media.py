@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import PermanentError, TransientError
+from engine.errors import PermanentError, SourceOfflineError, TransientError
 from engine.pipeline.types import ItemRef
 
 if TYPE_CHECKING:
@@ -87,18 +87,52 @@ def check_readable_format(item: ItemRef) -> None:
         )
 
 
+GONE_REASON = "The file is no longer where it was catalogued (moved or deleted)."
+
+
 def existing_path(item: ItemRef) -> str:
     for path in item.paths:
         if os.path.isfile(path):
             return path
     if item.paths:
-        raise PermanentError("The file is no longer where it was catalogued (moved or deleted).")
+        raise missing_error(item.paths)
     raise PermanentError("No path is known for this item.")
+
+
+def offline_folder(path: str) -> str | None:
+    """Where the file's own folder is not there: the outermost folder on the way to it
+    that is missing (the unplugged drive's mount point, or the folder on it that was
+    imported). None when the folder is there (then the file itself is gone)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(folder):
+        return None
+    missing = folder
+    parent = os.path.dirname(missing)
+    while parent != missing and not os.path.isdir(parent):
+        missing, parent = parent, os.path.dirname(parent)
+    return missing
+
+
+def missing_error(paths: tuple[str, ...] | list[str]) -> PermanentError | SourceOfflineError:
+    """No path of an item holds a file. If one of them lies in a folder that is not
+    there, the item waits for it (SourceOfflineError: its jobs run again when the folder
+    is back); only a file gone from a folder that is there was moved or deleted."""
+    for path in paths:
+        folder = offline_folder(path)
+        if folder is not None:
+            return SourceOfflineError(display_path(folder))
+    return PermanentError(GONE_REASON)
+
+
+def display_path(path: str) -> str:
+    return os.fsencode(path).decode("utf-8", "replace")
 
 
 def translate_os_error(exc: OSError) -> Exception:
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-        return PermanentError("The file is no longer where it was catalogued (moved or deleted).")
+        if isinstance(exc.filename, str) and offline_folder(exc.filename) is not None:
+            return missing_error([exc.filename])
+        return PermanentError(GONE_REASON)
     if exc.errno in (errno.EACCES, errno.EPERM):
         return PermanentError("Shoebox is not allowed to read this file (permission denied).")
     return TransientError(f"Reading the file failed: {exc.strerror or exc}.")
