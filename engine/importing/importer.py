@@ -42,6 +42,10 @@ UNRECOGNISED_HASH_LIMIT = 64 * 1024 * 1024
 # SETTLE_MAX_S it is left as a scan problem. See docs/architecture.md, "Sources that
 # change or vanish".
 QUIET_S = 2.0
+VANISHED_REASON = (
+    "The folder disappeared during the import (drive unplugged?). What was found before "
+    "is catalogued; import it again when it is back."
+)
 SETTLE_POLL_S = 0.5
 SETTLE_MAX_S = 30.0
 
@@ -161,12 +165,7 @@ class Importer:
             self._mark_returned(returned)
         vanished.update(r for r in map(os.path.abspath, roots) if not os.path.lexists(r))
         for root in sorted(vanished):
-            self._problem(
-                session_id,
-                root,
-                "The folder disappeared during the import (drive unplugged?). What was found "
-                "before is catalogued; import it again when it is back.",
-            )
+            self._problem(session_id, root, VANISHED_REASON)
 
         if not summary.cancelled:
             summary.missing = self._mark_missing(known, seen, roots)

@@ -440,3 +440,133 @@ def test_file_still_growing_during_import(tmp_path: Path) -> None:
 @pytest.mark.parametrize("seed", seeds(range(340, 343)))
 def test_file_still_growing_full(tmp_path: Path, seed: int) -> None:
     _growing(tmp_path, seed, chunk=4 * 1024)
+
+
+# -- the importer and the watcher when a folder goes away -----------------------------
+
+
+def _scan_problems(lib: Any, session_id: int) -> list[tuple[str, str]]:
+    rows = lib.catalog.read(
+        "SELECT display, reason FROM scan_problems WHERE session_id = ? ORDER BY id", (session_id,)
+    )
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def test_a_root_that_vanishes_mid_scan_ends_with_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The drive is pulled while its folder is being scanned (after the 5th file is
+    found): the import ends normally, says the folder disappeared, keeps what it had
+    catalogued, marks nothing missing; imported again once back, it takes the rest."""
+    import engine.importing.importer as importer
+    from engine.importing.scan import FoundFile
+    from engine.library import Library
+
+    src = tmp_path / "usb" / "Photos"
+    away = tmp_path / "away"
+    for i in range(12):
+        jpeg(src / f"f{i // 4}" / f"v{i:02d}.jpg", 90_000 + i)
+    real_walk = importer.walk
+
+    def walk_then_unplug(roots: list[str], **kw: Any) -> Any:
+        found = 0
+        for entry in real_walk(roots, **kw):
+            yield entry
+            found += isinstance(entry, FoundFile)
+            if found == 5 and not away.exists():
+                os.rename(src, away)
+
+    monkeypatch.setattr(importer, "walk", walk_then_unplug)
+    monkeypatch.setattr(importer, "BATCH_FILES", 2)  # batches commit as the scan goes
+    lib = Library(tmp_path / "lib")
+    try:
+        first = lib.import_paths([str(src)])
+        assert away.exists(), "the folder was never unplugged"
+        assert 4 <= first.items_new < 12, first
+        problems = _scan_problems(lib, first.session_id)
+        assert (str(src), importer.VANISHED_REASON) in problems, problems
+        assert first.missing == 0
+        assert lib.catalog.read("SELECT count(*) FROM paths WHERE missing = 1")[0][0] == 0
+        state = lib.catalog.read("SELECT state FROM sessions WHERE id = ?", (first.session_id,))
+        assert state[0][0] == "processing", state
+        monkeypatch.setattr(importer, "walk", real_walk)
+        # Imported again while it is unplugged: the same reason, and its files, known
+        # now, are offline, not deleted.
+        offline = lib.import_paths([str(src)])
+        assert offline.missing == 0 and offline.items_new == 0, offline
+        assert _scan_problems(lib, offline.session_id) == [(str(src), importer.VANISHED_REASON)]
+        assert lib.catalog.read("SELECT count(*) FROM paths WHERE missing = 1")[0][0] == 0
+        os.rename(away, src)
+        again = lib.import_paths([str(src)])
+        assert (again.items_new, again.unchanged) == (12 - first.items_new, first.items_new)
+        assert lib.catalog.read("SELECT count(*) FROM items")[0][0] == 12
+        write_source_record(
+            "import_root_vanished",
+            ok=True,
+            catalogued_before=first.items_new,
+            problems=len(problems),
+            marked_missing=first.missing,
+        )
+    finally:
+        lib.close()
+
+
+def write_source_record(kind: str, *, ok: bool, **counts: Any) -> None:
+    from tests.reliability.harness import write_record
+
+    write_record({"suite": "faults", "kind": kind, "seed": 0, "ok": ok, "faults": 1, **counts})
+
+
+@pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
+@pytest.mark.parametrize("polling", [False, True], ids=["native", "polling"])
+def test_a_watched_folder_that_goes_offline_is_not_marked_missing(
+    tmp_path: Path, polling: bool
+) -> None:
+    """A watched folder unplugged: the watcher says it is unavailable and marks none
+    of its files missing; plugged back, nothing is re-imported; a file really deleted
+    afterwards is still marked missing."""
+    from engine.library import Library
+    from engine.watch import FolderWatcher, add_watch
+
+    folder = tmp_path / "usb" / "Photos"
+    away = tmp_path / "away"
+    files = [jpeg(folder / f"w{i}.jpg", 91_000 + i) for i in range(4)]
+    lib = Library(tmp_path / "lib")
+
+    def missing() -> int:
+        return int(lib.catalog.read("SELECT count(*) FROM paths WHERE missing = 1")[0][0])
+
+    def wait_for(cond: Any, what: str) -> None:
+        deadline = time.monotonic() + 20
+        while not cond():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+
+    try:
+        add_watch(lib, folder)
+        watcher = FolderWatcher(
+            lib, debounce_s=0.1, max_batch_delay_s=0.5, refresh_interval_s=0.2,
+            poll_interval_s=0.2, force_polling=polling,
+        )  # fmt: skip
+        with watcher:
+            assert watcher.wait_ready(20)
+            batches = watcher.stats.batches
+            os.rename(folder, away)
+            wait_for(lambda: [s.mode for s in watcher.states()] == ["unavailable"], "unavailable")
+            time.sleep(1.0)  # events of the unplugging (and a poll or two) arrive
+            assert watcher.wait_idle(20)
+            assert missing() == 0 and watcher.stats.marked_missing == 0, watcher.stats
+            os.rename(away, folder)
+            wait_for(lambda: [s.mode for s in watcher.states()] != ["unavailable"], "back")
+            assert watcher.wait_idle(20)
+            assert watcher.stats.batches == batches, "an unchanged folder was re-imported"
+            files[0].unlink()
+            wait_for(lambda: missing() == 1, "the deleted file marked missing")
+        write_source_record(
+            "watched_offline",
+            ok=True,
+            observer="polling" if polling else "native",
+            marked_missing_while_offline=0,
+        )
+    finally:
+        lib.close()
