@@ -168,10 +168,13 @@ def _unplugged(tmp_path: Path, seed: int, *, n_internal: int, n_usb: int, tmpfs:
         missing = h.read("SELECT count(*) FROM paths WHERE missing = 1")[0][0]
         assert missing == 0, f"offline files were marked missing {h.tag}"
 
-        # Still unplugged: another start changes nothing and ends at once.
+        # Still unplugged: another start changes nothing and ends at once; no waiting
+        # job is even started (a stage's wake must not run them, nor park the stage).
+        started = h.read("SELECT max(started_at) FROM jobs WHERE state = 'waiting'")
         again = _work_json(h)
         assert again["done"] == again["failed"] == again["dead"] == 0, again
         assert h.count("state = 'waiting'") == len(waiting), h.tag
+        assert h.read("SELECT max(started_at) FROM jobs WHERE state = 'waiting'") == started
 
         drive.plug()
         back = _work_json(h)
