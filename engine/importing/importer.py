@@ -161,6 +161,7 @@ class Importer:
                 unsettled += self._catalogue(pending, known, summary, pool)
             if unsettled and not summary.cancelled:
                 self._settle(unsettled, known, summary, pool, cancel)
+                summary.cancelled = bool(cancel is not None and cancel.is_set())
         if returned:
             self._mark_returned(returned)
         vanished.update(r for r in map(os.path.abspath, roots) if not os.path.lexists(r))
@@ -314,6 +315,8 @@ class Importer:
                     if f.path not in left:
                         del last[f.path]
         summary.changing += len(last)
+        if cancel is not None and cancel.is_set():
+            return  # not "still being written": the import was stopped
         for path in sorted(last):
             self._problem(
                 summary.session_id,
