@@ -794,6 +794,7 @@ class WorkerHost:
         with self._guard:
             self._active[job.id] = _Active(job, control, pending=pending)
         ctx = replace(self.ctx, control=control)
+        item: ItemRef | None = None
         try:
             if is_task:
                 task = self.registry.task(job.stage)
@@ -823,22 +824,24 @@ class WorkerHost:
         except PermanentError as exc:
             # A file edited (truncated, replaced) since it was catalogued reads as damaged:
             # that is the new content's fault, not the item's.
-            return self._if_changed(job) or _Outcome("error", reason=str(exc), permanent=True)
+            return self._if_changed(job, item) or _Outcome("error", reason=str(exc), permanent=True)
         except BaseException as exc:  # SystemExit, CancelledError too: the job must end
             self._log_failure(job, exc)
             return _Outcome("error", reason=readable_reason(exc))
         finally:
             self._note_duration(job.stage, time.monotonic() - started)
 
-    def _if_changed(self, job: ledger.ClaimedJob) -> _Outcome | None:
+    def _if_changed(self, job: ledger.ClaimedJob, item: ItemRef | None) -> _Outcome | None:
         """A reads-original stage failed for its input: if the file is no longer the
-        item's content, the outcome is "changed" (re-catalogued), not a bad file."""
-        if job.item_id is None or job.stage not in self.registry:
+        item's content, the outcome is "changed" (re-catalogued), not a bad file. The
+        item as loaded for the run: another job of it may have re-catalogued the path
+        to the new content meanwhile."""
+        if item is None or job.stage not in self.registry:
             return None
         if not self.registry.get(job.stage).reads_original:
             return None
         try:
-            fresh = freshness.check(load_item_ref(self.catalog, job.item_id), self.catalog)
+            fresh = freshness.check(item, self.catalog)
         except Exception:
             log.exception("checking whether the file of job %s changed failed", job.id)
             return None
