@@ -393,15 +393,21 @@ def _growing(tmp_path: Path, seed: int, chunk: int) -> None:
     written_when_seen: list[int] = []
 
     def copy() -> None:
+        # Slowly (256 bytes a write) until the import has begun, so however long the
+        # child takes to start, the copy is still going, and going on, when it scans;
+        # then at full pace.
         with target.open("wb") as fh:
-            for off in range(0, len(data), chunk):
-                fh.write(data[off : off + chunk])
+            pos = 0
+            while pos < len(data):
+                step = chunk if seen_scanning.is_set() else 256
+                fh.write(data[pos : pos + step])
                 fh.flush()
+                pos += step
                 if not seen_scanning.is_set() and (h.library / "catalog.db").exists():
                     try:
                         if h.read("SELECT 1 FROM sessions LIMIT 1"):
                             seen_scanning.set()
-                            written_when_seen.append(off + chunk)
+                            written_when_seen.append(pos)
                     except Exception:  # the catalog is being created: not yet
                         pass
                 time.sleep(0.05)
