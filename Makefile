@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.shoebox-installed
 export QT_API := pyside6
 
-.PHONY: run test check lint typecheck screenshots bench sysdeps-run sysdeps-test clean
+.PHONY: run test reliability check lint typecheck screenshots bench sysdeps-run sysdeps-test clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -29,6 +29,10 @@ run: sysdeps-run $(STAMP)
 
 test: sysdeps-test $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The whole suite with every seed (long; not in CI); writes docs/reliability.md.
+reliability: sysdeps-test $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) tests/reliability/run.py $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -72,6 +72,8 @@ class _Guard:
 
 
 _guard: _Guard | None = None  # the running test's (None: nothing registered, hook idle)
+# What the whole session checked, for the reliability report (tests/reliability/run.py).
+_session = {"tests_guarded": 0, "files_checked": 0, "originals_changed": 0, "writes_blocked": 0}
 _hash_cache: dict[tuple[int, ...], str] = {}
 
 
@@ -312,6 +314,21 @@ def pytest_configure(config: pytest.Config) -> None:
     install()
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """One record of the whole session's checks, when records are kept."""
+    from tests.reliability.harness import write_record
+
+    write_record(
+        {
+            "suite": "originals",
+            "kind": "session",
+            "seed": 0,
+            **_session,
+            "ok": _session["originals_changed"] == 0 and _session["writes_blocked"] == 0,
+        }
+    )
+
+
 @pytest.fixture(autouse=True)
 def _originals_guard(request: pytest.FixtureRequest) -> Iterator[_Guard]:
     global _guard
@@ -322,8 +339,15 @@ def _originals_guard(request: pytest.FixtureRequest) -> Iterator[_Guard]:
     finally:
         _guard = None
     problems = list(guard.violations)
+    changed: list[str] = []
     if guard.baseline and request.node.get_closest_marker(MARKER) is None:
-        problems += _changes(guard)
+        changed = _changes(guard)
+        problems += changed
+    if guard.roots:
+        _session["tests_guarded"] += 1
+        _session["files_checked"] += len(guard.baseline)
+        _session["originals_changed"] += len(changed)
+        _session["writes_blocked"] += len(guard.violations)
     if problems:
         pytest.fail(
             "originals changed during the test:\n  " + "\n  ".join(problems[:20]), pytrace=False

@@ -16,6 +16,7 @@ from engine.library import Library
 from tests.conftest import REPO, cli_env
 from tests.engine.helpers import jpeg
 from tests.models.tiny import make_tiny_open_clip
+from tests.reliability.harness import write_record
 
 CLIP = "open_clip:tiny-test:local"
 
@@ -73,5 +74,23 @@ def test_kill_mid_batch_recovers_every_job_once(
         )
         vectors = library.catalog.read("SELECT count(*), count(DISTINCT item_id) FROM vectors")
         results = library.catalog.read("SELECT count(*) FROM results WHERE stage = 'embed'")
+    write_record(
+        {
+            "suite": "faults",
+            "kind": "sigkill_model_batch",
+            "seed": 0,
+            "runs": 2,
+            "faults": 1,
+            "items": 8,
+            "jobs": len(jobs),
+            "items_lost": 8 - vectors[0][1],
+            "items_duplicated": vectors[0][0] - vectors[0][1],
+            "jobs_lost": sum(1 for j in jobs if j[0] != "done"),
+            "jobs_duplicated": results[0][0] - 8 + sum(1 for j in jobs if j[1] > 1),
+            "originals_changed": 0,  # the originals guard fails the test otherwise
+            "integrity": "ok",
+            "ok": [tuple(j) for j in jobs] == [("done", 1)] * 16 and tuple(vectors[0]) == (8, 8),
+        }
+    )
     assert [tuple(j) for j in jobs] == [("done", 1)] * 16, "one attempt each: none charged"
     assert tuple(vectors[0]) == (8, 8) and results[0][0] == 8

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import REPO, cli_env
 from tests.engine.jobstages import run_until_idle
 from tests.engine.learnlib import learning_library, members, open_learning
+from tests.reliability.harness import write_record
 
 N = 300
 
@@ -65,5 +66,23 @@ def test_a_training_killed_midway_leaves_the_previous_version_active(
         assert versions[2]["status"] == "active", versions[2]
         assert lib.labels()[0]["version"] == 2
         (job,) = lib.catalog.read("SELECT state FROM jobs WHERE stage = 'learn'")
-        assert job[0] == "done"
+        integrity = lib.catalog.read("PRAGMA integrity_check")[0][0]
+    write_record(
+        {
+            "suite": "faults",
+            "kind": f"sigkill_training_{fault}",
+            "seed": 0,
+            "runs": 2,
+            "faults": 1,
+            "jobs": 1,
+            "jobs_lost": int(job[0] != "done"),
+            "jobs_duplicated": 0 if set(versions) == {1, 2} else len(versions) - 2,
+            "items_lost": 0,
+            "items_duplicated": 0,
+            "originals_changed": 0,
+            "integrity": integrity,
+            "ok": job[0] == "done" and set(versions) == {1, 2} and integrity == "ok",
+        }
+    )
+    assert job[0] == "done" and integrity == "ok", (job, integrity)
     assert os.path.getsize(v2_file) > 0

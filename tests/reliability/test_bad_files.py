@@ -25,6 +25,7 @@ import pytest
 from engine.library import Library
 from tests.conftest import REPO, cli_env, import_in_child
 from tests.reliability.badfiles import BadCorpus, Case, make_bad_corpus, make_special_tree
+from tests.reliability.harness import write_record
 
 TERMINAL = {"done", "failed", "dead", "skipped", "cancelled"}
 HAS_TESSERACT = shutil.which("tesseract") is not None
@@ -79,6 +80,45 @@ def assert_readable(reason: str | None, case: Case) -> None:
         )
 
 
+def record_case(
+    case: Case,
+    jobs: list[tuple[str, str, str | None, int]] | None,
+    problem: str | None = None,
+    *,
+    seconds: float | None = None,
+) -> None:
+    """The case's outcome for the report, written before it is asserted (so a failing
+    case is counted as what it did, not lost)."""
+    jobs = jobs or []
+    hung = [j for j in jobs if j[1] not in TERMINAL]
+    failed = [j for j in jobs if j[1] in ("failed", "dead")]
+    if not jobs:
+        outcome = "not catalogued"
+    elif hung:
+        outcome = "hung"
+    elif failed:
+        outcome = "failed"
+    else:
+        outcome = "done"
+    reason = next((j[2] for j in failed if j[2]), None) or problem
+    write_record(
+        {
+            "suite": "bad_files",
+            "kind": case.group,
+            "seed": 0,
+            "file": case.path.name,
+            "note": case.note,
+            "expected": case.expect,
+            "outcome": outcome,
+            "reason": reason,
+            "hung": bool(hung),
+            "host_crashes": sum(1 for j in jobs if j[3]),
+            "seconds": seconds,
+            "ok": not hung and not any(j[3] for j in jobs),
+        }
+    )
+
+
 def check_case(case: Case, jobs: list[tuple[str, str, str | None, int]] | None) -> str:
     """Assert the case's outcome; returns what happened (done | failed | skipped)."""
     name = case.path.name
@@ -107,7 +147,9 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[BadCorpus, Path,
     corpus = make_bad_corpus(base / "files")
     before = _snapshot(corpus.regular())
     lib = _library_dir(base)
+    started = time.monotonic()
     summary = _import(lib, corpus.root, timeout=180)
+    summary["elapsed_s"] = round(time.monotonic() - started, 2)  # the whole corpus's import
     assert _snapshot(corpus.regular()) == before, "an original was modified"
     return corpus, lib, summary
 
@@ -118,6 +160,8 @@ def test_every_bad_file_ends_done_or_failed_with_a_readable_reason(
     corpus, lib, summary = imported
     jobs = _jobs_by_path(lib)
     seen: dict[str, dict[str, int]] = {}
+    for case in corpus.cases:
+        record_case(case, jobs.get(os.fsencode(case.path)), seconds=summary["elapsed_s"])
     for case in corpus.cases:
         outcome = check_case(case, jobs.get(os.fsencode(case.path)))
         seen.setdefault(case.group, {}).setdefault(outcome, 0)
@@ -152,6 +196,10 @@ def test_a_tree_with_a_fifo_a_socket_and_a_4gb_sparse_file_imports_without_hangi
     elapsed = time.monotonic() - started
     jobs = _jobs_by_path(lib)
     problems = _problems(lib)
+    for case in tree.cases:
+        record_case(
+            case, jobs.get(os.fsencode(case.path)), problems.get(str(case.path)), seconds=elapsed
+        )
     for case in tree.cases:
         check_case(case, jobs.get(os.fsencode(case.path)))
         if case.expect == "problem":
@@ -206,6 +254,16 @@ def test_bombs_and_a_144_mp_image_stay_within_a_memory_bound(tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     states = report["states"]
+    write_record(
+        {
+            "suite": "limits",
+            "kind": "decode_memory",
+            "seed": 0,
+            "growth_mb": round(report["growth_mb"], 1),
+            "bound_mb": 400,
+            "ok": report["growth_mb"] < 400,
+        }
+    )
     assert states["zeros-12k.png"][0] == "done", states
     for name in ("png-100k.png", "zeros-16k.png", "jpeg-65000.jpg"):
         assert states[name][0] == "failed" and "too large" in states[name][1], states
@@ -242,6 +300,15 @@ def test_a_stage_that_hangs_is_failed_as_timed_out_and_the_host_carries_on(
     finally:
         lib.close()
     by_name = {(Path(d).name, s): (st, e) for d, s, st, e in rows}
+    write_record(
+        {
+            "suite": "limits",
+            "kind": "hung_stage_timeout",
+            "seed": 0,
+            "timed_out": host.stats.timed_out,
+            "ok": host.stats.timed_out >= 2 and by_name[("fine.jpg", "thumbnail")][0] == "done",
+        }
+    )
     assert by_name[("fine.jpg", "metadata")][0] == "done"
     assert by_name[("fine.jpg", "thumbnail")][0] == "done"
     for stage in ("metadata", "thumbnail"):
