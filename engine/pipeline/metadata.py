@@ -9,6 +9,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
+from engine.metadata_sources import gps_datetime, iptc_date, parse_date, xmp_dates, xmp_packet
 from engine.pipeline.media import (
     DECODER_ERRORS,
     check_readable_format,
@@ -24,7 +25,8 @@ from engine.pipeline.types import ItemRef, ItemStage, StageContext, StageOutput,
 ORIENTATION, MAKE, MODEL, DATETIME = 0x0112, 0x010F, 0x0110, 0x0132
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
 DATETIME_ORIGINAL, DATETIME_DIGITIZED = 0x9003, 0x9004
-OFFSET_TIME_ORIGINAL = 0x9011
+OFFSET_TIME_ORIGINAL, SUBSEC_TIME_ORIGINAL = 0x9011, 0x9291
+IMAGE_WIDTH, IMAGE_LENGTH = 0x0100, 0x0101
 LENS_MAKE, LENS_MODEL = 0xA433, 0xA434
 GPS_LAT_REF, GPS_LAT, GPS_LON_REF, GPS_LON, GPS_ALT_REF, GPS_ALT = 1, 2, 3, 4, 5, 6
 
@@ -56,18 +58,8 @@ def _text(value: Any) -> str | None:
 
 def parse_exif_datetime(value: Any) -> str | None:
     """'YYYY:MM:DD HH:MM:SS' → ISO 8601; None for blanks and impossible dates."""
-    text = _text(value)
-    if not text:
-        return None
-    for fmt in ("%Y:%m:%d %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y:%m:%d %H:%M", "%Y:%m:%d"):
-        try:
-            parsed = datetime.strptime(text[:19], fmt)
-        except ValueError:
-            continue
-        if parsed.year < 1826:  # before the first photograph: a camera's blank clock
-            return None
-        return parsed.isoformat()
-    return None
+    parsed = parse_date(_text(value))
+    return parsed[0] if parsed else None
 
 
 def parse_pdf_date(value: str | None) -> str | None:
@@ -113,6 +105,21 @@ def parse_gps(gps: dict[int, Any]) -> tuple[float, float, float | None] | None:
     return round(lat, 7), round(lon, 7), alt
 
 
+def _stored_size(img: Any) -> tuple[int, int]:
+    """Width and height as the file stores them (a TIFF's ImageWidth/ImageLength:
+    Pillow's size of an oriented TIFF decoded by libtiff is already turned)."""
+    tags = getattr(img, "tag_v2", None)
+    if tags is not None:
+        try:
+            w, h = tags.get(IMAGE_WIDTH), tags.get(IMAGE_LENGTH)
+        except Exception:
+            w = h = None
+        if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
+            return w, h
+    width, height = img.size
+    return int(width), int(height)
+
+
 def _mtime_iso(item: ItemRef, path: str) -> str:
     if item.mtime_ns:
         mtime = item.mtime_ns / 1e9
@@ -141,7 +148,9 @@ def photo_metadata(item: ItemRef) -> dict[str, Any]:
             broken_exif: str | None = str(exc)
         else:
             broken_exif = None
-        width, height = img.size
+        width, height = _stored_size(img)
+        xmp = xmp_dates(xmp_packet(img))
+        iptc = iptc_date(img)
         try:
             frames = int(getattr(img, "n_frames", 1) or 1)  # walks every frame of a TIFF/GIF
         except DECODER_ERRORS as exc:
@@ -154,18 +163,23 @@ def photo_metadata(item: ItemRef) -> dict[str, Any]:
     if orientation in (5, 6, 7, 8):  # rotated a quarter turn: display dims swap
         width, height = height, width
 
-    taken_at, source = None, None
-    for value, name in (
-        (exif_ifd.get(DATETIME_ORIGINAL), "exif-original"),
-        (exif_ifd.get(DATETIME_DIGITIZED), "exif-digitized"),
-        (exif.get(DATETIME) if exif else None, "exif-datetime"),
-    ):
-        taken_at = parse_exif_datetime(value)
-        if taken_at:
-            source = name
-            break
+    # Priority (docs/architecture.md, "Metadata readers"): when the shutter fired
+    # (EXIF, then XMP), when the file was made (EXIF digitized, XMP/IPTC created), the
+    # EXIF modify date, GPS time (UTC), and last the file's mtime (a guess).
+    offset = _text(exif_ifd.get(OFFSET_TIME_ORIGINAL))
+    candidates: list[tuple[str, str | None, str | None]] = [
+        ("exif-original", parse_exif_datetime(exif_ifd.get(DATETIME_ORIGINAL)), offset),
+        *((s, d, z) for s, d, z in xmp if s == "xmp-original"),
+        ("exif-digitized", parse_exif_datetime(exif_ifd.get(DATETIME_DIGITIZED)), None),
+        *((s, d, z) for s, d, z in xmp if s == "xmp-created"),
+        ("iptc", *(iptc or (None, None))),
+        ("exif-datetime", parse_exif_datetime(exif.get(DATETIME) if exif else None), None),
+        ("gps-utc", *(gps_datetime(dict(gps_ifd)) or (None, None))),
+    ]
+    source, taken_at, zone = next(((s, d, z) for s, d, z in candidates if d), (None, None, None))
     if not taken_at:
         taken_at, source = _mtime_iso(item, path), "file-mtime"
+    subsec = _text(exif_ifd.get(SUBSEC_TIME_ORIGINAL)) if source == "exif-original" else None
 
     gps = parse_gps(dict(gps_ifd)) if gps_ifd else None
     data: dict[str, Any] = {
@@ -177,7 +191,8 @@ def photo_metadata(item: ItemRef) -> dict[str, Any]:
         "orientation": orientation,
         "taken_at": taken_at,
         "taken_at_source": source,
-        "timezone_offset": _text(exif_ifd.get(OFFSET_TIME_ORIGINAL)),
+        "timezone_offset": zone or offset,
+        "taken_at_subsec": subsec if subsec and subsec.isdigit() else None,
         "camera_make": _text(exif.get(MAKE)) if exif else None,
         "camera_model": _text(exif.get(MODEL)) if exif else None,
         "lens": _text(exif_ifd.get(LENS_MODEL)) or _text(exif_ifd.get(LENS_MAKE)),
@@ -227,7 +242,7 @@ def pdf_metadata(item: ItemRef) -> dict[str, Any]:
 
 class MetadataStage(ItemStage):
     name = "metadata"
-    version = "1"
+    version = "2"  # 2: XMP/IPTC/GPS dates, TIFF stored size (issue 16)
     lane = "import"
     kinds = frozenset({"photo", "document"})
     # Reading a header takes milliseconds; a slow share or a TIFF with thousands of

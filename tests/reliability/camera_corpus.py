@@ -21,12 +21,13 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 SUFFIXES = (".jpg", ".jpeg", ".mpo", ".tif", ".tiff")
-FIELDS = ("taken_at", "camera_make", "camera_model", "gps_lat", "gps_lon", "orientation",
-          "width", "height")  # fmt: skip
+FIELDS = ("taken_at", "camera_make", "camera_model", "gps_lat", "gps_lon", "gps",
+          "orientation", "width", "height")  # fmt: skip
 
 
 def cache_dir() -> Path:
@@ -89,11 +90,19 @@ def exiftool_fields(paths: list[Path]) -> dict[Path, dict[str, Any]]:
                 "camera_model": _clean(row.get("Model")),
                 "gps_lat": row.get("GPSLatitude"),
                 "gps_lon": row.get("GPSLongitude"),
+                "gps": _gps(row.get("GPSLatitude"), row.get("GPSLongitude")),
                 "orientation": orientation if orientation in range(1, 9) else None,
                 "width": width,
                 "height": height,
             }
     return out
+
+
+def _gps(lat: Any, lon: Any) -> tuple[float, float] | None:
+    """A position on Earth, or None (exiftool prints a 0xFFFFFFFF latitude as it is)."""
+    if not isinstance(lat, (int, float)) or not isinstance(lon, (int, float)):
+        return None
+    return (float(lat), float(lon)) if abs(lat) <= 90 and abs(lon) <= 180 else None
 
 
 def _clean(value: Any) -> str | None:
@@ -108,7 +117,12 @@ def _exif_date(value: Any) -> str | None:
     if not isinstance(value, str) or len(value) < 19 or value.startswith("0000"):
         return None
     date, time_ = value[:10].replace(":", "-"), value[11:19]
-    return f"{date}T{time_}"
+    try:  # a camera's '15:08:70' is 15:09:10 (Shoebox carries; exiftool prints it raw)
+        hh, mm, ss = (int(x) for x in time_.split(":"))
+        day = datetime.strptime(date, "%Y-%m-%d")
+    except ValueError:
+        return f"{date}T{time_}"
+    return (day + timedelta(hours=hh, minutes=mm, seconds=ss)).isoformat()
 
 
 def shoebox_fields(path: Path) -> dict[str, Any]:
@@ -129,12 +143,15 @@ def shoebox_fields(path: Path) -> dict[str, Any]:
     data["taken_at"] = taken[:19] if isinstance(taken, str) else None
     data["camera_make"] = _clean(data.get("camera_make"))
     data["camera_model"] = _clean(data.get("camera_model"))
+    data["gps"] = _gps(data.get("gps_lat"), data.get("gps_lon"))
     return data
 
 
 def _same(field: str, ours: Any, ref: Any) -> bool:
     if field in ("gps_lat", "gps_lon") and ours is not None and ref is not None:
         return math.isclose(float(ours), float(ref), abs_tol=1e-5)
+    if field == "gps" and ours is not None and ref is not None:
+        return all(math.isclose(a, b, abs_tol=1e-5) for a, b in zip(ours, ref, strict=True))
     return bool(ours == ref)
 
 
