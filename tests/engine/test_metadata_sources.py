@@ -123,3 +123,19 @@ def test_no_date_anywhere_is_a_guess(tmp_path: Path) -> None:
 )
 def test_parse_date(text: str, expected: tuple[str, str | None] | None) -> None:
     assert parse_date(text) == expected
+
+
+def test_heic_xmp_and_gps_time(tmp_path: Path) -> None:
+    """pillow-heif hands HEIC's EXIF and XMP boxes to Pillow's info: both are read."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIC support is optional")
+    pillow_heif.register_heif_opener()
+    img = Image.new("RGB", (64, 48))
+    exif = img.getexif()
+    exif.get_ifd(0x8825).update({29: "2021:02:03", 7: (1.0, 2.0, 3.0)})
+    with_xmp, with_gps = tmp_path / "xmp.heic", tmp_path / "gps.heic"
+    img.save(with_xmp, xmp=XMP)
+    img.save(with_gps, exif=exif)
+    data = photo_metadata(_item(with_xmp))
+    assert (data["taken_at"], data["taken_at_source"]) == ("2014-04-04T04:04:04", "xmp-original")
+    data = photo_metadata(_item(with_gps))
+    assert (data["taken_at"], data["taken_at_source"]) == ("2021-02-03T01:02:03", "gps-utc")
