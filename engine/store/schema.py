@@ -40,7 +40,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             size INTEGER NOT NULL,
             width INTEGER, height INTEGER,   -- as displayed (after EXIF orientation)
             taken_at TEXT,                   -- ISO 8601, local time as recorded
-            taken_at_source TEXT, -- exif-original|xmp-original|exif-digitized|xmp-created|iptc|exif-datetime|gps-utc|pdf|file-mtime
+            taken_at_source TEXT, -- exif-original|xmp-…|iptc|gps-utc|pdf|file-mtime (docs)
             camera_make TEXT, camera_model TEXT, lens TEXT,
             gps_lat REAL, gps_lon REAL,
             orientation INTEGER,
