@@ -119,6 +119,20 @@ def _stamp(now: float) -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
 
 
+def _check_room(catalog_path: Path, dest_dir: Path) -> None:
+    """A backup must not be what fills the disk (the library's work pauses below the
+    same mark, engine/diskspace.py)."""
+    from engine.diskspace import format_size, free_bytes, pause_below_bytes
+
+    need = catalog_path.stat().st_size + pause_below_bytes()
+    free = free_bytes(dest_dir)
+    if free is not None and free < need:
+        raise BackupError(
+            f"Not enough space to back up the catalog in {dest_dir} "
+            f"({format_size(free)} free, {format_size(need)} needed)."
+        )
+
+
 def backup_catalog(
     catalog_path: Path, dest_dir: Path, kind: str, *, now: float | None = None
 ) -> BackupInfo:
@@ -132,6 +146,7 @@ def backup_catalog(
     tmp: Path | None = None
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
+        _check_room(catalog_path, dest_dir)
         src = sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True, isolation_level=None)
         try:
             src.execute("BEGIN")  # one snapshot: the name's seq is the copy's seq

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import LANES, default_library_dir
+from engine.diskspace import DiskFullError
 from engine.doctor import CHECKS as DOCTOR_CHECKS
 from engine.errors import SettingsError, ShoeboxError
+from engine.jobs.supervisor import EXIT_DISK_FULL
 
 if TYPE_CHECKING:
     from engine.library import Library
@@ -59,6 +61,7 @@ STABLE_JSON_KEYS: dict[str, tuple[str, ...]] = {
         "queue.paused",
         "queue.rate",
         "queue.eta_s",
+        "queue.disk_full",
     ),
     "items": (
         "id",
@@ -159,7 +162,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     def progress(s: Any) -> None:
         print(f"\rcatalogued {s.files_seen} files, {s.items_new} new", end="", file=sys.stderr)
 
-    summary = lib.import_paths(args.paths, progress=progress if interactive else None)
+    from engine.diskspace import DiskFullError, full_message, is_disk_full_error
+    from engine.jobs.supervisor import EXIT_DISK_FULL
+
+    try:
+        summary = lib.import_paths(args.paths, progress=progress if interactive else None)
+    except Exception as exc:
+        if not is_disk_full_error(exc):
+            raise
+        # The scan's transaction rolled back: what was catalogued before stays, and the
+        # same import run again goes on from there.
+        print(f"\nshoebox: {full_message(lib.root, None)} Then import again.", file=sys.stderr)
+        return EXIT_DISK_FULL
     if interactive:
         print(file=sys.stderr)
     if args.wait and not summary.cancelled:
@@ -179,6 +193,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                 lambda: lib.has_pending_work(summary.session_id),
                 on_restart=restarted,
             )
+        except DiskFullError as exc:
+            print(f"\nshoebox: {exc} Then run `shoebox work`.", file=sys.stderr)
+            return EXIT_DISK_FULL
         finally:
             done.set()
         if interactive:
@@ -281,12 +298,14 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_work(args: argparse.Namespace) -> int:
+    from engine.diskspace import DiskFullError
     from engine.errors import LibraryLockedError
     from engine.jobs.host import WorkerHost
-    from engine.jobs.supervisor import EXIT_LOCKED
+    from engine.jobs.supervisor import EXIT_DISK_FULL, EXIT_LOCKED
 
     lib = _open(args)
     lib.setup_logging()
+    disk_full: str | None = None
     host = WorkerHost(lib.root, lib.catalog, lib.registry, lib.settings, follow_settings=True)
     stop = threading.Event()
 
@@ -310,7 +329,10 @@ def cmd_work(args: argparse.Namespace) -> int:
         daily.tick()
         try:
             if args.until_idle:
-                host.wait_idle(args.session, stop)
+                try:
+                    host.wait_idle(args.session, stop, stop_when_disk_full=True)
+                except DiskFullError as exc:
+                    disk_full = str(exc)
             else:
                 # A long-running host also watches the watched folders (the app runs this).
                 from engine.watch import FolderWatcher
@@ -324,6 +346,8 @@ def cmd_work(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if disk_full is not None:
+        print(f"shoebox: {disk_full} Then run `shoebox work` again.", file=sys.stderr)
     if args.json:
         _emit(
             {
@@ -333,10 +357,11 @@ def cmd_work(args: argparse.Namespace) -> int:
                 "retried": host.stats.retried,
                 "recovered": host.stats.recovered,
                 "max_queue_messages": host.stats.max_queue_messages,
+                "disk_full": disk_full,
             }
         )
     lib.close()
-    return 0
+    return EXIT_DISK_FULL if disk_full is not None else 0
 
 
 def _stop_when_orphaned(parent_pid: int, stop: threading.Event) -> None:
@@ -503,6 +528,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    except DiskFullError as exc:
+        print(f"shoebox: {exc}", file=sys.stderr)
+        return EXIT_DISK_FULL
     except ShoeboxError as exc:  # said on purpose, for a person: no traceback
         print(f"shoebox: {exc}", file=sys.stderr)
         return 2

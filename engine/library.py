@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import LANES, Settings, load_settings, save_settings
+from engine.diskspace import DiskFullError
 from engine.errors import ShoeboxError
 from engine.importing.importer import Importer, ImportSummary, ProgressFn, create_session
 from engine.jobs import ledger
@@ -48,7 +49,17 @@ class LibraryAccessError(ShoeboxError):
     """The library folder cannot be written: read-only, not ours, or a full disk."""
 
 
+class LibraryDiskFullError(LibraryAccessError, DiskFullError):
+    """The library cannot be opened for writing because its disk is full."""
+
+
 def _cannot_write(root: Path, exc: BaseException) -> LibraryAccessError:
+    from engine import diskspace
+
+    free = diskspace.free_bytes(root)
+    # SQLite says "disk I/O error" when the WAL index cannot grow on a full disk.
+    if diskspace.is_disk_full_error(exc) or (free is not None and free < 1 << 20):
+        return LibraryDiskFullError(diskspace.full_message(root, free))
     why = getattr(exc, "strerror", None) or str(exc)
     return LibraryAccessError(
         f"Shoebox cannot write to the library folder {root} ({str(why).rstrip('.').lower()}). "
@@ -158,7 +169,7 @@ class Library:
 
     def setup_logging(self, level: int = logging.INFO) -> None:
         """Full tracebacks go to logs/shoebox.log; reasons in the catalog stay short."""
-        handler = RotatingFileHandler(
+        handler = _LogFile(
             self.root / "logs" / "shoebox.log",
             maxBytes=5_000_000,
             backupCount=3,
@@ -528,6 +539,20 @@ class Library:
 
     def lane_paused(self) -> dict[str, bool]:
         return {r[0]: bool(r[1]) for r in self.catalog.read("SELECT name, paused FROM lanes")}
+
+
+class _LogFile(RotatingFileHandler):
+    """The log file; on a full disk a line that cannot be written is dropped quietly
+    (else every log call prints a traceback on stderr; the host reports the pause)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        import sys
+
+        from engine.diskspace import is_disk_full_error
+
+        if is_disk_full_error(sys.exc_info()[1]):
+            return
+        super().handleError(record)
 
 
 def open_library(root: Path | str) -> Library:

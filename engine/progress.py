@@ -511,6 +511,8 @@ class QueueProgress(_Dict):
     paused: bool  # every lane with queued work is paused (or its imports are)
     rate: float
     eta_s: float | None
+    # The library's disk is full: work is paused until there is room (the message).
+    disk_full: str | None = None
 
     _derived = ("remaining",)
 
@@ -575,7 +577,17 @@ def queue_progress(
         paused=blocked,
         rate=rate,
         eta_s=_eta(remaining, rate, blocked),
+        disk_full=_disk_full(conn) if remaining > 0 else None,
     )
+
+
+def _disk_full(conn: sqlite3.Connection) -> str | None:
+    """Asked of the disk, not of the host: a host on a full disk may not be able to
+    write that it paused (engine/diskspace.py)."""
+    from engine import diskspace
+
+    library = diskspace.library_of(conn)
+    return diskspace.library_full(library) if library is not None else None
 
 
 # -- lists ---------------------------------------------------------------------------------
@@ -851,6 +863,8 @@ def summary_text(q: QueueProgress) -> str:
             return "Library empty · drop a folder to import"
         return f"All done · {format_count(q.items)} {noun}{problems}"
     progress = f"{format_count(q.finished)} of {format_count(q.total)}"
+    if q.disk_full:
+        return f"Paused at {progress} · {q.disk_full}"
     if q.paused:
         return f"Paused · {progress}{problems}"
     parts = [f"Processing {progress}"]

@@ -41,7 +41,7 @@ from typing import Any
 from huey import SqliteHuey
 from huey.consumer import Consumer, Worker
 
-from engine import faults
+from engine import diskspace, faults
 from engine.config import LANES, SETTINGS_FILE, Settings, load_settings
 from engine.errors import (
     LibraryLockedError,
@@ -66,6 +66,8 @@ LEASE_RENEW_S = 10.0
 FEED_INTERVAL_S = 0.025
 IDLE_POLL_S = 0.05
 HOUSEKEEPING_S = 0.5
+DISK_CHECK_S = 1.0  # how often the free space of the library's disk is looked at
+DISK_RETRY_S = 5.0  # after an ENOSPC, the first wait before trying again (doubles to 60)
 WAKE_CHECK_S = 5.0  # how often stages with waiting jobs check whether they can run
 TIMEOUT_GRACE_S = 5.0  # a stage that ignores its deadline this long is abandoned
 REINDEX_CHUNKS_PER_TICK = 4
@@ -246,6 +248,14 @@ class WorkerHost:
         self._parked: dict[str, str] = {}  # stages whose model is missing: the reason
         self._next_wake_check = 0.0
         self._max_group = MAX_GROUP  # raised to the largest batch size when started
+        # The library's disk is full: feeding pauses (engine/diskspace.py). Jobs whose
+        # hand-back could not be written (the disk was full) are handed back later.
+        self.disk_full: str | None = None
+        self._disk_retry_at = 0.0
+        self._disk_backoff = DISK_RETRY_S
+        self._next_disk_check = 0.0
+        self._hand_back_later: list[ledger.ClaimedJob] = []
+        self._reserve = diskspace.SpaceReserve(library_dir)
 
     # -- life cycle ------------------------------------------------------------
 
@@ -258,6 +268,7 @@ class WorkerHost:
         self._acquire_lock()
         _current_host = self
         try:
+            self._reserve.ensure()  # room for the hand-backs when the disk fills
             queue_db = str(self.library_dir / "queue.db")
             sizes = {
                 "interactive": self.settings.workers.interactive,
@@ -273,6 +284,7 @@ class WorkerHost:
                 )
                 if not self.shared_broker:
                     huey.flush()  # a private queue is a cache of the ledger: recovery re-feeds
+                self._watch_dequeue(huey)
                 task = huey.task(name=TASK_NAME)(run_jobs)
                 wake = threading.Event()
                 consumer = _EmbeddedConsumer(huey, workers, wake)
@@ -311,6 +323,21 @@ class WorkerHost:
             self._release_lock()
             raise
 
+    def _watch_dequeue(self, huey: SqliteHuey) -> None:
+        """queue.db is on the library's disk too: Huey's consumer logs a failed dequeue
+        and tries again forever, so a full disk there must pause the host as well."""
+        dequeue = huey.dequeue
+
+        def watched() -> Any:
+            try:
+                return dequeue()
+            except Exception as exc:
+                if diskspace.is_disk_full_error(exc):
+                    self._note_disk_full(exc)
+                raise
+
+        huey.dequeue = watched
+
     def stop(self, grace_s: float | None = None) -> None:
         """Stop feeding; let running jobs finish for `grace_s` (settings.stop_grace_s);
         then interrupt them, and hand back whatever still runs, without an attempt."""
@@ -332,6 +359,7 @@ class WorkerHost:
             if queue.thread is not None:
                 queue.thread.join(timeout=2.0)
         self._hand_back_active()
+        self._hand_back_stranded()
         self._flush_unended()
         self._undispatch_pending()
         if self._prep_pool is not None:
@@ -376,8 +404,14 @@ class WorkerHost:
         session_id: int | None = None,
         stop: threading.Event | None = None,
         timeout: float | None = None,
+        *,
+        stop_when_disk_full: bool = False,
     ) -> None:
         """Block until no work is pending (for one import session, or at all).
+
+        `stop_when_disk_full`: raise DiskFullError (its message says what to do) once
+        the host pauses for a full disk, instead of waiting for space (`work
+        --until-idle` is run by scripts and by `import --wait`).
 
         With `timeout`, raise TimeoutError naming what is still pending: a test that
         hangs should fail with a reason, not at the test runner's limit."""
@@ -385,6 +419,8 @@ class WorkerHost:
         while not (stop is not None and stop.is_set()):
             if not ledger.has_pending_work(self.catalog.conn, session_id):
                 return
+            if stop_when_disk_full and self.disk_full is not None:
+                raise diskspace.DiskFullError(self.disk_full)
             if deadline is not None and time.monotonic() > deadline:
                 rows = self.catalog.read(
                     "SELECT stage, state, count(*) FROM jobs WHERE state IN ('queued', 'running')"
@@ -419,11 +455,14 @@ class WorkerHost:
         failures = 0
         while not self._stop.is_set():
             try:
+                self.check_disk()
                 self.housekeeping()
                 self.feed_once()
                 failures = 0
-            except Exception:
+            except Exception as exc:
                 failures += 1
+                if diskspace.is_disk_full_error(exc):
+                    self._note_disk_full(exc)
                 if failures in (1, 10) or failures % 1000 == 0:  # don't flood the log
                     log.exception("feeder failed (%d in a row); trying again", failures)
             # Back off while it keeps failing (the disk is full, the catalog locked).
@@ -495,6 +534,59 @@ class WorkerHost:
         if reindex.sessions_to_finish(conn):
             with self.catalog.write() as wconn:
                 reindex.finish_sessions(wconn, now)
+
+    def check_disk(self, force: bool = False) -> None:
+        """Pause while the library's disk is below the mark (or after an ENOSPC, for a
+        back-off); on resuming, hand back the jobs whose hand-back failed."""
+        mono = time.monotonic()
+        if not force and mono < self._next_disk_check:
+            return
+        self._next_disk_check = mono + DISK_CHECK_S
+        free = diskspace.free_bytes(self.library_dir)
+        if free is not None and free < diskspace.pause_below_bytes():
+            if self.disk_full is None:
+                log.warning("work paused: the library's disk has %d bytes free", free)
+            self.disk_full = diskspace.full_message(self.library_dir, free)
+            return
+        if (
+            self.disk_full is not None
+            and mono >= self._disk_retry_at
+            and self._reserve.ensure()  # room for the reserve again, above the mark
+        ):
+            log.warning("work resumes: the library's disk has %s bytes free", free)
+            self.disk_full = None
+        if self.disk_full is None:
+            self._hand_back_stranded()
+
+    def _note_disk_full(self, exc: BaseException) -> None:
+        """A write failed for want of space: pause, and try again after a back-off."""
+        with self._guard:
+            first = self.disk_full is None
+            self.disk_full = diskspace.full_message(
+                self.library_dir, diskspace.free_bytes(self.library_dir)
+            )
+            if first:
+                self._disk_retry_at = time.monotonic() + self._disk_backoff
+                self._disk_backoff = min(60.0, self._disk_backoff * 2)
+        if first:
+            released = self._reserve.release()  # room to hand the running jobs back
+            log.warning("work paused: the disk is full (%s); reserve freed: %s", exc, released)
+
+    def _hand_back_stranded(self) -> None:
+        with self._guard:
+            jobs, self._hand_back_later = self._hand_back_later, []
+        if not jobs:
+            return
+        try:
+            with self.catalog.write() as conn:
+                self.stats.handed_back += ledger.hand_back(conn, jobs)
+        except Exception as exc:
+            if diskspace.is_disk_full_error(exc):
+                self._note_disk_full(exc)
+            else:
+                log.exception("handing back %d jobs failed", len(jobs))
+            with self._guard:
+                self._hand_back_later.extend(jobs)
 
     def _stamp(self) -> tuple[int, int]:
         try:
@@ -583,6 +675,8 @@ class WorkerHost:
         return limit - self._outstanding[lane]
 
     def feed_once(self) -> int:
+        if self.disk_full is not None:
+            return 0  # nothing starts while the disk is full
         conn = self.catalog.conn
         paused_lanes = {
             str(row[0]) for row in conn.execute("SELECT name FROM lanes WHERE paused = 1")
@@ -742,6 +836,10 @@ class WorkerHost:
                 job = self._claim(pending.pop(0))
             while job is not None:
                 outcome = self._run_one(job, pending)
+                if outcome.why == "disk_full" and pending:
+                    with self._guard:  # the rest of the message waits for room
+                        self._undispatch.extend(pending)
+                    pending.clear()
                 job = self._end(job, outcome, claim_next=pending)
         finally:
             if pending:
@@ -826,6 +924,9 @@ class WorkerHost:
             # that is the new content's fault, not the item's.
             return self._if_changed(job, item) or _Outcome("error", reason=str(exc), permanent=True)
         except BaseException as exc:  # SystemExit, CancelledError too: the job must end
+            if diskspace.is_disk_full_error(exc):  # not the item's fault: handed back
+                self._note_disk_full(exc)
+                return _Outcome("interrupted", why="disk_full", reason=str(exc))
             self._log_failure(job, exc)
             return _Outcome("error", reason=readable_reason(exc))
         finally:
@@ -887,6 +988,16 @@ class WorkerHost:
                 faults.in_store("before_commit")
             faults.in_store("after_commit")
         except Exception as exc:
+            if diskspace.is_disk_full_error(exc):
+                # Nothing was written (the transaction rolled back): the job goes back
+                # to the queue when there is room; the rest of the message waits too.
+                self._note_disk_full(exc)
+                with self._guard:
+                    self._hand_back_later.append(job)
+                    if claim_next:
+                        self._undispatch.extend(claim_next)
+                        claim_next.clear()
+                return None
             self._log_failure(job, exc)
             reason = f"Shoebox could not save the result ({readable_reason(exc).rstrip('.')})."
             if not self._record_error_now(job, reason):
@@ -943,7 +1054,7 @@ class WorkerHost:
                     ledger.park_stage(conn, self.registry, job.stage, outcome.reason, now)
             return
         if outcome.kind == "interrupted":
-            if outcome.why == "stopping":
+            if outcome.why in ("stopping", "disk_full"):
                 self.stats.handed_back += ledger.hand_back(conn, [job])
             elif outcome.why == "cancelled":
                 ledger.finish_cancelled(conn, job, now, self.registry)
@@ -1056,8 +1167,12 @@ class WorkerHost:
         try:
             outcomes = self._batch_outcomes(stage, jobs, replace(self.ctx, control=control))
         except BaseException as exc:  # loading the items failed: every member retries
-            self._log_failure(jobs[0], exc)
-            outcomes = [_Outcome("error", reason=readable_reason(exc))] * len(jobs)
+            if diskspace.is_disk_full_error(exc):
+                self._note_disk_full(exc)
+                outcomes = [_Outcome("interrupted", why="disk_full")] * len(jobs)
+            else:
+                self._log_failure(jobs[0], exc)
+                outcomes = [_Outcome("error", reason=readable_reason(exc))] * len(jobs)
         with self._guard:
             cancelled = self._cancel_in_batch & {j.id for j in jobs}
             self._cancel_in_batch -= cancelled
@@ -1117,6 +1232,9 @@ class WorkerHost:
     def _exception_outcome(self, job: ledger.ClaimedJob, exc: BaseException) -> _Outcome:
         if isinstance(exc, JobInterrupted):
             return _Outcome("interrupted", why=exc.why, reason=str(exc))
+        if diskspace.is_disk_full_error(exc):
+            self._note_disk_full(exc)
+            return _Outcome("interrupted", why="disk_full", reason=str(exc))
         if isinstance(exc, WaitingError):
             return _Outcome("waiting", reason=str(exc))
         if isinstance(exc, PermanentError):

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+EXIT_DISK_FULL = 4  # `shoebox work --until-idle` paused: the library's disk is full
 EXIT_LOCKED = 3  # `shoebox work` exit status: another host serves the library
 
 
@@ -95,6 +96,10 @@ def run_until_done(
             raise
         if code == 0:
             return crashes
+        if code == EXIT_DISK_FULL:  # not a crash: nothing goes on until there is room
+            from engine.diskspace import DiskFullError, full_message, library_full
+
+            raise DiskFullError(library_full(library_dir) or full_message(library_dir, None))
         if code == EXIT_LOCKED:  # another host (the app) does the work: just wait for it
             while pending():
                 time.sleep(0.2)

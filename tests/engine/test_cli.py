@@ -57,7 +57,7 @@ def test_import_status_items_retry_pause_shapes(
         "state": "failed",
         "error": "The file is empty (0 bytes).",
         "attempts": 1,
-        "version": "1",
+        "version": "2",
     }
 
     assert run(capsys, "--library", lib, "retry", "--json") == {"retried": 2}
