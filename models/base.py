@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from models import weights as weights_mod
-from models.errors import ModelUnavailable
+from models.errors import ModelUnavailable, WeightsError
 from models.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -42,6 +42,19 @@ def torch_device(setting: str = "auto") -> str:
     return "cpu"
 
 
+def _stat_key(path: Any) -> tuple[str, int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (str(path), -1, -1)
+    return (str(path), st.st_size, st.st_mtime_ns)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """torch.cuda.OutOfMemoryError (or its RuntimeError text): the weights are fine."""
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
 class Model(ABC):
     """A model named by a spec; weights found (or fetched) and loaded on first use."""
 
@@ -57,6 +70,11 @@ class Model(ABC):
         self.weights: Weights | None = None
         self.load_s = 0.0
         self._failed_download_at = -DOWNLOAD_RETRY_S
+        # Weights that failed to load (not ours to move): (path, size, mtime) and why.
+        self._unusable: tuple[tuple[str, int, int], str] | None = None
+        self._set_aside: str | None = None  # why the cached weights were set aside
+        # The largest batch that fitted in GPU memory after an out-of-memory (None: any).
+        self.fitting_batch: int | None = None
 
     # identity
 
@@ -81,8 +99,13 @@ class Model(ABC):
         else the reason, with the action to take. Cheap: no network, no torch."""
         if self.state == "loaded":
             return None
-        if weights_mod.find_local(self.spec) is not None:
+        found = weights_mod.find_local(self.spec)
+        if found is not None:
+            if self._unusable is not None and self._unusable[0] == _stat_key(found.path):
+                return self._unusable[1]  # the same unusable file: still waiting
             return None
+        if self._set_aside is not None:
+            return self._set_aside  # until new weights are brought
         if self._download_worth_trying():
             return None
         return weights_mod.missing_reason(self.spec)
@@ -119,6 +142,7 @@ class Model(ABC):
             if self.state == "loaded":
                 return self
             started = time.monotonic()
+            found: Weights | None = None
             try:
                 found = self.find_weights()
                 self.state = "loading"
@@ -127,14 +151,56 @@ class Model(ABC):
             except ModelUnavailable:
                 self.state = "unavailable"
                 raise
-            except BaseException:
+            except (MemoryError, KeyboardInterrupt, SystemExit):
                 self.state = "unloaded"
                 raise
+            except BaseException as exc:
+                if found is None or _is_out_of_memory(exc):
+                    self.state = "unloaded"
+                    raise
+                self.state = "unavailable"
+                raise self._damaged(found, exc) from exc
             self.weights = found
+            self._unusable = self._set_aside = None
             self.state = "loaded"
             self.load_s = time.monotonic() - started
             log.info("loaded %s on %s in %.1f s", self.identity, self.device, self.load_s)
             return self
+
+    def _damaged(self, found: Weights, exc: BaseException) -> WeightsError:
+        """Weights that do not load are never tried again as they are: cached ones are
+        set aside (the slot is then empty: the stage waits for new ones), others (a
+        path, a wheel's, the HF cache: not ours to move) are remembered as unusable."""
+        what = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        why = f"{type(exc).__name__}{': ' + what if what else ''}"
+        action = weights_mod.offline_action(self.spec)
+        if found.origin == "cache":
+            moved = weights_mod.set_aside(self.spec)
+            log.error("weights of %s do not load (%s); set aside in %s", self.spec.text, why, moved)
+            self._set_aside = (
+                f"The weights of {self.spec.text} were damaged ({why}) and were set aside; "
+                f"bring them again: {action}"
+            )
+            return WeightsError(self._set_aside)
+        reason = (
+            f"The weights of {self.spec.text} at {found.path} cannot be loaded ({why}); "
+            f"replace them: {action}"
+        )
+        self._unusable = (_stat_key(found.path), reason)
+        log.error("%s", reason)
+        return WeightsError(reason)
+
+    def fall_back_to_cpu(self) -> None:
+        """Out of GPU memory even one input at a time: reload on the CPU for the rest of
+        the process (slower, but the work goes on)."""
+        with self.lock:
+            if self.device == "cpu":
+                return
+            log.warning("GPU out of memory: %s runs on the CPU now", self.spec.text)
+            self.unload()
+            self.device_setting = "cpu"
+            self.fitting_batch = None
+            self.load()
 
     def unload(self) -> None:
         with self.lock:

@@ -301,6 +301,23 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
+def set_aside(spec: ModelSpec | str) -> Path | None:
+    """Move the cached weights of `spec` out of their slot, into models/.damaged/ (kept
+    to look at, never loaded again); None when they are not in the cache."""
+    spec = ModelSpec.parse(spec) if isinstance(spec, str) else spec
+    folder = slot(spec)
+    if not folder.exists():
+        return None
+    dest = models_dir() / ".damaged" / f"{spec.slug}-{time.strftime('%Y%m%dT%H%M%S')}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    while dest.exists():
+        n += 1
+        dest = dest.with_name(f"{dest.name.split('~')[0]}~{n}")
+    os.replace(folder, dest)
+    return dest
+
+
 def remove(spec: ModelSpec | str) -> bool:
     spec = ModelSpec.parse(spec) if isinstance(spec, str) else spec
     folder = slot(spec)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config import Settings
 from engine.errors import PermanentError, TransientError
-from engine.pipeline.modelstage import ModelHolder, device_batch_size
+from engine.pipeline.modelstage import ModelHolder, device_batch_size, infer_in_pieces
 from engine.pipeline.thumbnail import PREVIEW_PX, thumb_relpath
 from engine.pipeline.types import ItemRef, StageContext, StageOutput, upsert_result
 
@@ -160,7 +160,14 @@ class DetectStage:
         self, inputs: Sequence[DetectInput], ctx: StageContext
     ) -> list[StageOutput | BaseException]:
         model = self.model(ctx)
-        found = model.detect([i.pixels for i in inputs], [i.size for i in inputs], self.min_score)
+        pieces = infer_in_pieces(  # halves on CUDA out of memory, then the CPU
+            model,
+            inputs,
+            lambda piece: model.detect(
+                [i.pixels for i in piece], [i.size for i in piece], self.min_score
+            ),
+        )
+        found = [detections for piece in pieces for detections in piece]
         if len(found) != len(inputs):
             raise RuntimeError(f"{self.spec} returned {len(found)} results for {len(inputs)}")
         out: list[StageOutput | BaseException] = []

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config import Settings
 from engine.errors import PermanentError, TransientError
-from engine.pipeline.modelstage import ModelHolder, device_batch_size
+from engine.pipeline.modelstage import ModelHolder, device_batch_size, infer_in_pieces
 from engine.pipeline.thumbnail import PREVIEW_PX, thumb_relpath
 from engine.pipeline.types import ItemRef, StageContext, StageOutput, upsert_result
 
@@ -144,13 +144,20 @@ class EmbedStage:
         import numpy as np
 
         model = self.model(ctx)
-        batch = np.stack(inputs) if len(inputs) > 1 else inputs[0][None]
         with_norms = getattr(model, "embed_images_with_norms", None)
+
+        def embed(piece: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+            batch = np.stack(piece) if len(piece) > 1 else piece[0][None]
+            if with_norms is not None:
+                found, lengths = with_norms(batch)
+                return found, lengths
+            return model.embed_images(batch), None
+
+        pieces = infer_in_pieces(model, inputs, embed)  # halves on CUDA OOM, then CPU
+        vectors = np.concatenate([v for v, _ in pieces]) if len(pieces) > 1 else pieces[0][0]
         norms: np.ndarray | None = None
         if with_norms is not None:
-            vectors, norms = with_norms(batch)
-        else:
-            vectors = model.embed_images(batch)
+            norms = np.concatenate([n for _, n in pieces if n is not None])
         if vectors.shape[0] != len(inputs):
             raise RuntimeError(f"{self.spec} returned {vectors.shape[0]} vectors for {len(inputs)}")
         data: dict[str, Any] = {"model": self.spec, "digest": model.digest, "dim": model.dim}

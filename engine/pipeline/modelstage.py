@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from engine.errors import TransientError, WaitingError
+from engine.errors import WaitingError
 from engine.pipeline.types import StageContext
 
 if TYPE_CHECKING:
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from models.base import Model
 
 M = TypeVar("M", bound="Model")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class ModelHolder(Generic[M]):
@@ -68,12 +70,10 @@ class ModelHolder(Generic[M]):
         except ModelUnavailable as exc:
             raise WaitingError(str(exc)) from exc
         except WeightsError as exc:
-            # The weights are here but unusable: not the item's fault, and waiting
-            # would not help either; retried, then dead, with the action to take.
-            raise TransientError(
-                f"The weights of {self.spec} cannot be used ({exc}); import them again "
-                "with `shoebox models import`."
-            ) from exc
+            # The weights are here but do not load: not the item's fault. The model set
+            # them aside (or marked them unusable), so the stage waits, parked, for new
+            # ones (models/base.py `Model._damaged`).
+            raise WaitingError(str(exc)) from exc
         return loaded
 
     def availability(self) -> str | None:
@@ -81,6 +81,51 @@ class ModelHolder(Generic[M]):
 
     def status(self) -> dict[str, Any]:
         return self.instance().status() if self._model is not None else {"spec": self.spec}
+
+
+def is_cuda_oom(exc: BaseException) -> bool:
+    """torch.cuda.OutOfMemoryError, or a RuntimeError that says CUDA ran out of memory."""
+    if type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and "out of memory" in text and "CUDA" in text
+
+
+def infer_in_pieces(model: Model, inputs: Sequence[T], call: Callable[[Sequence[T]], R]) -> list[R]:
+    """`call` over `inputs` in pieces that fit the GPU: on CUDA out of memory the cache
+    is emptied and the piece halved (and the size that fitted kept on the model for
+    later batches); out of memory one input at a time, the model moves to the CPU for
+    good. Never an item's failure. Returns one result per piece, in order."""
+    out: list[R] = []
+    size = min(len(inputs), model.fitting_batch or len(inputs)) or 1
+    start = 0
+    while start < len(inputs):
+        piece = inputs[start : start + size]
+        try:
+            out.append(call(piece))
+        except Exception as exc:
+            if not is_cuda_oom(exc) or model.device == "cpu":
+                raise
+            _empty_cuda_cache()
+            if size > 1:
+                size = max(1, size // 2)
+                model.fitting_batch = size
+            else:
+                model.fall_back_to_cpu()
+                size = len(inputs)
+            continue
+        start += len(piece)
+    return out
+
+
+def _empty_cuda_cache() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # freeing a cache must never be the error
+        pass
 
 
 def device_batch_size(device_setting: str, configured: int, gpu: int, cpu: int) -> int:
