@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import unicodedata
 from datetime import datetime
 from fractions import Fraction
 from typing import Any
@@ -52,8 +53,9 @@ def _text(value: Any) -> str | None:
         return None
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    text = str(value).replace("\x00", "").strip()
-    return text or None
+    # Control characters are a damaged or blank field (a camera make of "\x8c"), not text.
+    text = "".join(ch for ch in str(value) if unicodedata.category(ch) != "Cc").strip()
+    return text if any(ch.isalnum() for ch in text) else None
 
 
 def parse_exif_datetime(value: Any) -> str | None:

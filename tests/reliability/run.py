@@ -156,7 +156,7 @@ def faults_section(records: list[dict[str, Any]]) -> list[str]:
     header += ["items lost", "items duplicated", "jobs lost", "jobs duplicated"]
     header += ["integrity failures", "originals changed", "ok"]
     lines = ["## Faults", "", *_table(header, rows), ""]
-    problems = [r for r in records if r.get("problems")]
+    problems = [r for r in records if isinstance(r.get("problems"), list) and r["problems"]]
     if problems:
         lines += ["Problems the checks found:", ""]
         lines += [f"- {r['kind']} seed {r.get('seed')}: {r['problems']}" for r in problems]
