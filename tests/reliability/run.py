@@ -295,7 +295,8 @@ def _commit() -> str:
         return proc.stdout.strip()
 
     sha = git("rev-parse", "--short", "HEAD") or "unknown"
-    return sha + (" (with uncommitted changes)" if git("status", "--porcelain") else "")
+    dirty = git("status", "--porcelain", "--", ".", f":!{REPORT.relative_to(REPO)}")
+    return sha + (" (with uncommitted changes)" if dirty else "")
 
 
 def run_pytest(out: Path, extra: list[str]) -> PytestRun:
@@ -316,18 +317,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments")
     args = parser.parse_args(argv)
     run: PytestRun | None = None
+    commit = _commit()
     if args.records is not None:
         records = load_records(args.records)
         junit = args.records.parent / "junit.xml"
         if junit.exists():
             run = read_junit(junit, "pytest (kept run)")
+        kept = args.records.parent / "run.json"
+        if kept.exists():  # the commit the records were made at, not today's
+            commit = str(json.loads(kept.read_text()).get("commit", commit))
     else:
         keep = Path(tempfile.mkdtemp(prefix="shoebox-reliability-"))
+        (keep / "run.json").write_text(json.dumps({"commit": commit}))
         run = run_pytest(keep, args.pytest_args)
         records = load_records(keep / "records")
         print(f"records kept in {keep / 'records'}", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(records, run, _commit()))
+    args.out.write_text(render(records, run, commit))
     ok = verdict_ok(records, run)
     zero = totals(records)
     print(json.dumps({"ok": ok, "records": len(records), **zero}))
