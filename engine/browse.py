@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from engine.errors import is_offline_reason
 from engine.queries import GUESSED_DATE_SOURCE
 from engine.queries import items as _items
 
@@ -143,6 +144,11 @@ def item_state(
             return "failed", stage, stages[stage][1]
     if "cancelled" in by_state:
         return "cancelled", None, None
+    # Waiting because the file's folder is away (a drive unplugged): say that, not
+    # "needs a model" (engine/jobs/offline.py).
+    for stage in by_state.get("waiting", ()):
+        if is_offline_reason(stages[stage][1]):
+            return "done", stage, stages[stage][1]
     return "done", None, None
 
 

@@ -36,6 +36,7 @@ from desktop.thumbs import ThumbnailCache
 from engine import browse
 from engine.browse import BrowseQuery, GridRow
 from engine.enrichment_view import existing_ids
+from engine.errors import is_offline_reason
 from engine.library import Library
 from engine.search_view import why_html
 
@@ -368,6 +369,8 @@ def state_text(row: GridRow) -> str:
     if state == "failed":
         return f"Failed ({stage_title(row.stage).lower()}): {row.error or 'no reason recorded'}"
     waiting = [s for s, st in row.stages.items() if st == "waiting"]
+    if waiting and state not in ("queued", "working") and is_offline_reason(row.error):
+        return f"Waiting: {row.error}"
     if waiting and state not in ("queued", "working"):
         stages = ", ".join(stage_title(s).lower() for s in waiting)
         return (

@@ -41,6 +41,7 @@ from desktop.views.page_text import PagePreview, PageTextView, read_page_image
 from desktop.views.waiting_banner import reason_html
 from engine.browse import ItemDetail, item_detail
 from engine.enrichment_view import Enrichment, item_enrichment
+from engine.errors import is_offline_reason
 from engine.library import Library
 from engine.search.hybrid import Hit
 from engine.search_view import why_html
@@ -414,6 +415,8 @@ class DetailPane(QWidget):
             badge_key = {"running": "working", "dead": "failed"}.get(stage.state, stage.state)
             colour = BADGE_COLOURS.get(badge_key, BADGE_COLOURS["queued"])
             state_text = STATE_LABELS.get(stage.state) or stage.state.capitalize()
+            if stage.state == "waiting" and is_offline_reason(stage.error):
+                state_text = "Waiting for its folder"  # a drive unplugged, not a model
             if stage.attempts > 1:
                 state_text += f" · {stage.attempts} attempts"
             state_label = QLabel(

@@ -46,6 +46,7 @@ from desktop.qt import (
     Signal,
 )
 from engine.browse import GridRow
+from engine.errors import is_offline_reason
 
 CELL = QSize(184, 216)
 THUMB_BOX = QSize(164, 148)
@@ -78,6 +79,7 @@ STAGE_VERBS: dict[str, str] = {
     "tags": "Tagging",
 }
 WAITING_TEXT = "Needs model"  # the waiting badge (an hourglass before it)
+OFFLINE_TEXT = "Drive away"  # waiting: the folder of its file is not there (unplugged)
 
 WELCOME = (
     "Drop a folder here",
@@ -116,7 +118,7 @@ def badge_for(row: GridRow) -> tuple[str, str]:
     if state == "failed":
         return "failed", "Failed"
     if is_waiting(row):
-        return "waiting", WAITING_TEXT
+        return "waiting", OFFLINE_TEXT if is_offline_reason(row.error) else WAITING_TEXT
     if is_skipped(row):
         return "skipped", "Skipped"
     if state == "cancelled":

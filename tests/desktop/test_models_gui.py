@@ -452,3 +452,25 @@ def test_saving_a_new_model_spec_saves_reindexes_and_restarts_the_host(
     window.apply_settings(again)
     assert reindexed == [DETECT_SPEC] and Host.restarts == 2
     QApplication.processEvents()
+
+
+def test_a_job_waiting_for_its_unplugged_folder_says_so_not_needs_model() -> None:
+    """A source-offline wait (engine/jobs/offline.py) reaches the row through
+    `item_state`, and the badge and the tooltip name the folder, not a model."""
+    from engine.browse import item_state
+    from engine.errors import SourceOfflineError
+
+    reason = str(SourceOfflineError("/media/usb/Photos"))
+    stages = {"metadata": ("done", None), "thumbnail": ("waiting", reason)}
+    state, stage, error = item_state(stages)
+    assert (state, stage, error) == ("done", "thumbnail", reason)
+    row = GridRow(
+        id=1, name="a.jpg", kind="photo", format="JPEG", missing=False, state=state,
+        stage=stage, error=error, thumb=None, taken_at=None, width=None, height=None,
+        stages={k: v[0] for k, v in stages.items()},
+    )  # fmt: skip
+    assert badge_for(row) == ("waiting", "Drive away")
+    assert state_text(row) == f"Waiting: {reason}"
+    # A model wait is still a model wait.
+    model_wait = {"embed": ("waiting", "Model ViT-B-32 is not available offline: …")}
+    assert item_state(model_wait) == ("done", None, None)
