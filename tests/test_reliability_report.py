@@ -92,3 +92,25 @@ def test_failed_tests_fail_the_verdict_and_are_named(tmp_path: Path) -> None:
     out = tmp_path / "reliability.md"
     assert report.main(["--records", str(tmp_path / "records"), "--out", str(out)]) == 1
     assert out.read_text().startswith("# Reliability")
+
+
+def test_a_kind_with_several_records_shows_their_sums(tmp_path: Path) -> None:
+    """Two originals sessions (the suite, then a rerun of one file) are added up, not
+    the last one shown; texts are listed once each."""
+    sessions = [
+        {"suite": "originals", "kind": "session", "seed": 0, "tests_guarded": 101,
+         "files_checked": 955, "originals_changed": 0, "writes_blocked": 0, "ok": True},
+        {"suite": "originals", "kind": "session", "seed": 0, "tests_guarded": 1,
+         "files_checked": 2, "originals_changed": 0, "writes_blocked": 0, "ok": True},
+        {"suite": "security", "kind": "no_connections", "seed": 0, "connects": 0,
+         "outcome": "refused", "ok": True},
+        {"suite": "security", "kind": "no_connections", "seed": 0, "connects": 0,
+         "outcome": "refused", "ok": False},
+    ]  # fmt: skip
+    records = report.load_records(_write(tmp_path / "records", sessions))
+    text = report.render(records, None, "abc123")
+    assert (
+        "| session | 2 | 2 | files_checked 957, originals_changed 0, tests_guarded 102,"
+        " writes_blocked 0 |" in text
+    )
+    assert "| no_connections | 2 | 1 | connects 0, outcome refused |" in text

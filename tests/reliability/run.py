@@ -55,6 +55,7 @@ class PytestRun:
     failures: list[str] = field(default_factory=list)
     skips: list[str] = field(default_factory=list)
     command: str = ""
+    started: str = ""  # when pytest began (junit timestamp, UTC)
 
     @property
     def passed(self) -> int:
@@ -84,6 +85,7 @@ def read_junit(path: Path, command: str) -> PytestRun:
         run.errors += int(suite.get("errors", 0))
         run.skipped += int(suite.get("skipped", 0))
         run.seconds += float(suite.get("time", 0.0))
+        run.started = run.started or suite.get("timestamp", "")[:16].replace("T", " ")
     for case in root.iter("testcase"):
         name = f"{case.get('classname', '')}::{case.get('name', '')}"
         for child in case:
@@ -207,16 +209,27 @@ def metadata_section(records: list[dict[str, Any]]) -> list[str]:
     return ["## Metadata agreement with exiftool", "", *_table(header, rows), ""]
 
 
+def _figures(group: list[dict[str, Any]]) -> str:
+    """A kind's fields over all its records: numbers summed (bools counted), texts listed."""
+    sums: dict[str, float] = defaultdict(float)
+    texts: dict[str, set[str]] = defaultdict(set)
+    for r in group:
+        for k, v in r.items():
+            if k in ("suite", "kind", "seed", "ok"):
+                continue
+            if isinstance(v, (bool, int, float)):
+                sums[k] += v
+            elif isinstance(v, str):
+                texts[k].add(v)
+    shown = {k: f"{v:g}" for k, v in sums.items()}
+    shown.update((k, " / ".join(sorted(v))) for k, v in texts.items() if k not in shown)
+    return ", ".join(f"{k} {v}" for k, v in sorted(shown.items()))[:300]
+
+
 def other_section(suite: str, records: list[dict[str, Any]]) -> list[str]:
     rows = []
     for kind, group in _by_kind(records).items():
-        details = {
-            k: v
-            for r in group
-            for k, v in r.items()
-            if k not in ("suite", "kind", "seed", "ok") and isinstance(v, (int, float, str))
-        }
-        shown = ", ".join(f"{k} {v}" for k, v in sorted(details.items()))[:300]
+        shown = _figures(group)
         rows.append([kind, len(group), sum(1 for r in group if r.get("ok")), shown])
     title = suite.replace("_", " ").capitalize()
     return [f"## {title}", "", *_table(["kind", "runs", "ok", "figures"], rows), ""]
@@ -235,7 +248,8 @@ def render(records: list[dict[str, Any]], run: PytestRun | None, commit: str) ->
         "tests wrote; do not edit by hand. Replay one seeded run with",
         "`SHOEBOX_TEST_SEED=<seed> pytest -m reliability -k <test>`.",
         "",
-        f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        + (f" (the tests ran from {run.started} UTC)" if run is not None and run.started else ""),
         f"- Commit: {commit}",
         f"- Machine: {platform.platform()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}",

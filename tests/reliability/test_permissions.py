@@ -9,12 +9,15 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import REPO, cli_env
 from tests.engine.helpers import jpeg
+from tests.reliability.harness import write_record
 
 SETPRIV = shutil.which("setpriv")
 UNPRIVILEGED = [SETPRIV or "setpriv", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs"]
@@ -47,8 +50,17 @@ def shoebox(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.fixture
+def record(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """The test's record for the report (suite "permissions"): ok only if it got to its end."""
+    rec: dict[str, Any] = {"suite": "permissions", "kind": request.node.originalname[5:]}
+    rec.update(seed=0, ok=False)
+    yield rec
+    write_record(rec)
+
+
 def test_unreadable_files_and_folders_get_a_reason_and_nothing_else_stops(
-    tmp_path: Path,
+    tmp_path: Path, record: dict[str, Any]
 ) -> None:
     src = tmp_path / "src"
     for i in range(3):
@@ -73,9 +85,10 @@ def test_unreadable_files_and_folders_get_a_reason_and_nothing_else_stops(
         problems = library.catalog.read("SELECT reason FROM scan_problems")
     assert items == 3 and set(states) == {"done"}, states
     assert len(problems) == 2 and all("ermission" in str(r[0]) for r in problems)
+    record.update(denied=2, denied_with_reason=len(problems), items=items, ok=True)
 
 
-def test_a_read_only_library_is_one_clear_message(tmp_path: Path) -> None:
+def test_a_read_only_library_is_one_clear_message(tmp_path: Path, record: dict[str, Any]) -> None:
     src = tmp_path / "src"
     jpeg(src / "p.jpg", 1)
     fresh = tmp_path / "fresh"
@@ -98,3 +111,4 @@ def test_a_read_only_library_is_one_clear_message(tmp_path: Path) -> None:
         for path in [lib, *lib.rglob("*")]:
             path.chmod(path.stat().st_mode | stat.S_IWUSR)
     assert shoebox("--library", str(lib), "status").returncode == 0, "writable again: it opens"
+    record.update(refused_with_message=2, ok=True)

@@ -11,8 +11,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from huey.registry import Message
@@ -21,6 +22,7 @@ from engine.jobs.serializer import JsonSerializer
 from tests.conftest import REPO, cli_env
 from tests.doccorpus import write_text_pdf
 from tests.engine.helpers import jpeg
+from tests.reliability.harness import write_record
 
 SECRET = "Zebrafinch-7731-Quokka"  # a document's words that must stay out of the logs
 
@@ -32,7 +34,16 @@ class _Evil:
         return (_Evil.ran.append, ("unpickled",))
 
 
-def test_queue_messages_are_json_and_a_pickle_is_refused() -> None:
+@pytest.fixture
+def record(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """The test's record for the report (suite "security"): ok only if it got to its end."""
+    rec: dict[str, Any] = {"suite": "security", "kind": request.node.originalname[5:]}
+    rec.update(seed=0, ok=False)
+    yield rec
+    write_record(rec)
+
+
+def test_queue_messages_are_json_and_a_pickle_is_refused(record: dict[str, Any]) -> None:
     ser = JsonSerializer()
     msg = Message(
         "id-1", "shoebox.run_jobs", dt.datetime(2026, 1, 2, 3, 4, 5), 0, 0, 3,
@@ -49,6 +60,7 @@ def test_queue_messages_are_json_and_a_pickle_is_refused() -> None:
     with pytest.raises(ValueError):
         ser.deserialize(pickle.dumps(_Evil()))
     assert _Evil.ran == []
+    record.update(pickles_run=len(_Evil.ran), ok=True)
 
 
 def _listening_inodes() -> set[str]:
@@ -78,7 +90,7 @@ def _socket_inodes(pid: int) -> set[str]:
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc/net")
-def test_the_worker_host_listens_on_no_network_port(tmp_path: Path) -> None:
+def test_the_worker_host_listens_on_no_network_port(tmp_path: Path, record: dict[str, Any]) -> None:
     lib = tmp_path / "lib"
     src = tmp_path / "src"
     for i in range(3):
@@ -109,7 +121,9 @@ def test_the_worker_host_listens_on_no_network_port(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the host did not finish 3 photos"
             time.sleep(0.05)
         assert host.poll() is None
-        assert not _socket_inodes(host.pid) & _listening_inodes()
+        listening = _socket_inodes(host.pid) & _listening_inodes()
+        assert not listening
+        record.update(ports_listening=len(listening), ok=True)
     finally:
         host.send_signal(signal.SIGTERM)
         host.wait(timeout=60)
@@ -132,7 +146,9 @@ sys.exit(code)
 """
 
 
-def test_an_import_and_its_processing_connect_nowhere(tmp_path: Path) -> None:
+def test_an_import_and_its_processing_connect_nowhere(
+    tmp_path: Path, record: dict[str, Any]
+) -> None:
     """Models off (no weights here: the one network use is an explicit download), the
     network allowed (SHOEBOX_OFFLINE unset): not one connection is attempted."""
     src = tmp_path / "src"
@@ -148,9 +164,10 @@ def test_an_import_and_its_processing_connect_nowhere(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     assert "CONNECTS 0 []" in run.stdout, run.stdout
+    record.update(connections=0, ok=True)
 
 
-def test_logs_hold_no_file_contents(tmp_path: Path) -> None:
+def test_logs_hold_no_file_contents(tmp_path: Path, record: dict[str, Any]) -> None:
     """A document's text read (and a broken file whose bytes carry the same words)
     leave nothing of their contents in the logs — only names, ids and reasons."""
     from engine.cli import main
@@ -171,6 +188,7 @@ def test_logs_hold_no_file_contents(tmp_path: Path) -> None:
     assert failed >= 2, "the broken files failed (and were logged)"
     logs = list((lib / "logs").rglob("*"))
     assert logs, "a log was written"
-    for path in logs:
-        if path.is_file():
-            assert SECRET not in path.read_text(errors="replace"), path
+    files = [path for path in logs if path.is_file()]
+    for path in files:
+        assert SECRET not in path.read_text(errors="replace"), path
+    record.update(log_files=len(files), logs_with_contents=0, ok=True)
