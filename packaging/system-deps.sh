@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages Shoebox needs, only those missing.
-# Usage: packaging/system-deps.sh run|test|screenshots
+# Usage: packaging/system-deps.sh run|test|screenshots|bundle
 set -euo pipefail
 
 want=(tesseract-ocr tesseract-ocr-eng
@@ -11,6 +11,8 @@ want=(tesseract-ocr tesseract-ocr-eng
 case "${1:-run}" in
   test) want+=(redis-server) ;;
   screenshots) want+=(xvfb xauth) ;;
+  # PyInstaller reads ELF files with objdump; start-up is timed on Xvfb with xdotool
+  bundle) want+=(binutils xvfb xauth xdotool) ;;
 esac
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then want+=(python3-venv); fi
 

@@ -18,10 +18,12 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.errors import PermanentError, TransientError, WaitingError
@@ -37,6 +39,7 @@ __all__ = [
     "INSTALL_HINT",
     "TESSERACT_ENV",
     "PageTimeout",
+    "bundled_tesseract",
     "find_tesseract",
     "installed_languages",
     "read_image",
@@ -68,12 +71,41 @@ _languages_lock = threading.Lock()
 def find_tesseract() -> str | None:
     """The tesseract program to run, or None when there is none.
 
-    `SHOEBOX_TESSERACT` (a path or a command name) wins; then pytesseract's
-    `tesseract_cmd` (which a program embedding Shoebox may have set); then PATH."""
+    `SHOEBOX_TESSERACT` (a path or a command name) wins; then the copy inside the
+    bundle (Linux builds ship one); then pytesseract's `tesseract_cmd` (which a program
+    embedding Shoebox may have set); then PATH."""
     override = os.environ.get(TESSERACT_ENV, "").strip()
     if override:
         return shutil.which(override)
+    bundled = bundled_tesseract()
+    if bundled is not None:
+        return str(bundled)
     return shutil.which(_pytesseract_cmd())
+
+
+def bundled_tesseract() -> Path | None:
+    """The tesseract inside a PyInstaller bundle (`_internal/tesseract/`), or None.
+
+    Laid out by packaging/shoebox.spec: the program, `lib/` with the shared libraries
+    it links, `tessdata/` with English and orientation data."""
+    if not getattr(sys, "frozen", False):
+        return None
+    base = Path(getattr(sys, "_MEIPASS", Path(sys.executable).resolve().parent))
+    program = base / "tesseract" / "tesseract"
+    return program if os.access(program, os.X_OK) else None
+
+
+def _bundled_dir(cmd: str) -> Path | None:
+    bundled = bundled_tesseract()
+    if bundled is not None and Path(cmd) == bundled:
+        return bundled.parent
+    return None
+
+
+def tesseract_options(cmd: str) -> list[str]:
+    """Options every run of `cmd` needs: the bundled copy reads the bundle's own data."""
+    folder = _bundled_dir(cmd)
+    return [] if folder is None else ["--tessdata-dir", str(folder / "tessdata")]
 
 
 def _pytesseract_cmd() -> str:
@@ -109,7 +141,9 @@ def installed_languages() -> set[str]:
     if cached is not None:
         return set(cached)
     try:
-        done = run_controlled([cmd, "--list-langs"], None, env=child_env(), timeout_s=30)
+        done = run_controlled(
+            [cmd, *tesseract_options(cmd), "--list-langs"], None, env=child_env(cmd), timeout_s=30
+        )
     except (OSError, subprocess.TimeoutExpired):
         return set()
     if done.returncode != 0:
@@ -129,9 +163,21 @@ def clear_caches() -> None:
         _languages.clear()
 
 
-def child_env() -> dict[str, str]:
+def child_env(cmd: str | None = None) -> dict[str, str]:
+    """The environment tesseract runs in: one OpenMP thread; for the bundled copy, its
+    own libraries; for a system copy inside a bundle, the system's (PyInstaller's
+    bootloader points LD_LIBRARY_PATH at the bundle, saving the original)."""
     env = dict(os.environ)
     env["OMP_THREAD_LIMIT"] = "1"
+    folder = _bundled_dir(cmd) if cmd else None
+    if folder is not None:
+        env["LD_LIBRARY_PATH"] = str(folder / "lib")
+    elif getattr(sys, "frozen", False):
+        original = env.pop("LD_LIBRARY_PATH_ORIG", None)
+        if original:
+            env["LD_LIBRARY_PATH"] = original
+        else:
+            env.pop("LD_LIBRARY_PATH", None)
     return env
 
 
@@ -162,13 +208,13 @@ def run_tesseract(
     Killed (whole process group) when the job is interrupted (`JobInterrupted`) or
     the page's time is up (`PageTimeout`)."""
     cmd = require_tesseract()
-    args = [cmd, "stdin", "stdout", *options]
+    args = [cmd, "stdin", "stdout", *tesseract_options(cmd), *options]
     if output:
         args.append(output)
     data = encode_png(image)
     try:
         done = run_controlled(
-            args, control, input_bytes=data, env=child_env(), timeout_s=deadline.left()
+            args, control, input_bytes=data, env=child_env(cmd), timeout_s=deadline.left()
         )
     except subprocess.TimeoutExpired as exc:
         raise PageTimeout(deadline.timeout_s) from exc
