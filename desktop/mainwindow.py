@@ -274,7 +274,12 @@ class MainWindow(QMainWindow):
         self._update_status()
         self._update_empty_message()
         self.library_opened.emit(str(library.root))
+        QTimer.singleShot(search_ops.WARM_UP_DELAY_MS, lambda: self._warm_up(library))
         return True
+
+    def _warm_up(self, library: Library) -> None:
+        if self.library is library:  # not closed or replaced meanwhile
+            search_ops.warm_up(library)
 
     def _show_no_library(self) -> None:
         self.setWindowTitle("Shoebox")

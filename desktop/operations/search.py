@@ -87,6 +87,15 @@ def prepare(library: Library) -> None:
     library.searcher()
 
 
+WARM_UP_DELAY_MS = 2500  # after the window is shown and its first pages are drawn
+
+
+def warm_up(library: Library) -> None:
+    """Load the query model in the searcher's own thread (never this one), so the first
+    search by meaning does not wait seconds for torch."""
+    library.searcher().warm_up()
+
+
 def run_search(library: Library, request: SearchRequest) -> SearchOutcome:
     """The search itself, in a worker thread (this thread's catalog connection)."""
     started = time.perf_counter()

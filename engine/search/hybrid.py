@@ -200,6 +200,30 @@ class Searcher:
             )
         return self._pool.submit(_embed_one, model, text)
 
+    def warm_up(self) -> Future[bool]:
+        """Load the query text model in the background, so that the first search by
+        meaning does not wait for torch's import and the weights (seconds, cold). Only
+        weights already on this machine: a start-up never downloads. True if loaded."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                ENCODE_THREADS, thread_name_prefix="query-encoder", initializer=_one_torch_thread
+            )
+        return self._pool.submit(self._warm_text_model)
+
+    def _warm_text_model(self) -> bool:
+        from models import weights as weights_mod
+
+        with self._lock:
+            model, _ = self._text_encoder()
+        if model is None or weights_mod.find_local(model.spec) is None:
+            return False
+        try:
+            model.load()
+        except Exception:  # the first real search reports it, with its reason
+            log.info("warming the text model failed", exc_info=True)
+            return False
+        return True
+
     def _prefetch(self, conn: sqlite3.Connection, q: Query, sources: Sequence[str]) -> None:
         """Start the query encoders whose index has vectors (not cached yet), so that
         they run together and while the full-text query does."""

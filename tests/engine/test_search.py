@@ -203,3 +203,30 @@ def test_missing_models_are_notes_not_failures(
         notes = " ".join(result.notes)
         assert "Photos are not searched by meaning" in notes
         assert "ViT-B-32" in notes and "not available" in notes
+
+
+def test_warm_up_loads_the_local_text_model_off_the_callers_thread(tmp_path: Path) -> None:
+    from models.text import DEFAULT_TEXT_MODEL
+
+    library = Library(tmp_path / "warm")
+    library.settings.models.text = DEFAULT_TEXT_MODEL  # MiniLM, from its wheel
+    library.settings.models.download = False
+    try:
+        searcher = library.searcher()
+        assert searcher._text_model is None
+        assert searcher.warm_up().result(timeout=120) is True
+        assert searcher._text_model is not None and searcher._text_model.state == "loaded"
+    finally:
+        library.close()
+
+
+def test_warm_up_loads_nothing_without_local_weights(tmp_path: Path) -> None:
+    library = Library(tmp_path / "cold")
+    library.settings.models.text = "transformers:/nowhere/no-such-model"
+    try:
+        assert library.searcher().warm_up().result(timeout=60) is False
+        library.settings.models.text = ""
+        library._searcher = None
+        assert library.searcher().warm_up().result(timeout=60) is False
+    finally:
+        library.close()
