@@ -32,6 +32,8 @@ def largest_parts(internal: Path, n: int = 8) -> dict[str, float]:
     """The biggest entries of `_internal/` in MB: where a bundle's size goes."""
     sizes: dict[str, int] = {}
     for entry in internal.iterdir():
+        if entry.is_symlink():  # PyInstaller links libraries to the top; counted once
+            continue
         sizes[entry.name] = folder_bytes(entry) if entry.is_dir() else entry.stat().st_size
     top = sorted(sizes.items(), key=lambda kv: -kv[1])[:n]
     return {name: round(size / 2**20, 1) for name, size in top}
