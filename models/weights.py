@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from models.errors import ModelUnavailable
 from models.spec import ModelSpec
@@ -355,6 +357,9 @@ def download(spec: ModelSpec | str, progress: Progress | None = None) -> Weights
         raise unavailable(spec)
     if spec.path is not None:
         raise unavailable(spec, f"has no weights at {spec.path}")
+    host = download_host(spec)
+    if not reachable(host):
+        raise unavailable(spec, f"cannot be downloaded now: {host} cannot be reached")
     try:
         fetched = _fetch(spec, progress)
     except ModelUnavailable:
@@ -363,6 +368,38 @@ def download(spec: ModelSpec | str, progress: Progress | None = None) -> Weights
         log.info("downloading %s failed: %s", spec.text, exc)
         raise unavailable(spec) from exc
     return _adopt(spec, fetched)
+
+
+REACH_TIMEOUT_S = 3.0
+
+
+def download_host(spec: ModelSpec) -> str:
+    """The server a download of `spec` talks to (the hub, or PyTorch's for torchvision)."""
+    if spec.family == "torchvision":
+        return "download.pytorch.org"
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    return urlsplit(endpoint).hostname or "huggingface.co"
+
+
+def reachable(host: str, port: int = 443, timeout_s: float = REACH_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to `host` opens within `timeout_s` (name lookup included).
+
+    Asked before a download: without a network the hub's client retries for half a
+    minute per file, and a worker host stuck there stops late and starts nothing else."""
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    # getaddrinfo has no timeout of its own: the probe runs in a thread we stop waiting for
+    thread = threading.Thread(target=probe, name="reach-probe", daemon=True)
+    thread.start()
+    thread.join(timeout_s + 0.5)
+    return bool(result and result[0])
 
 
 def _adopt(spec: ModelSpec, path: Path) -> Weights:

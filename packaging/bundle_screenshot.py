@@ -27,7 +27,7 @@ import sys
 from PySide6.QtGui import QGuiApplication
 app = QGuiApplication(sys.argv[:1])
 screen = app.primaryScreen()
-ok = screen.grabWindow(0).save(sys.argv[1])
+ok = screen.grabWindow(0, 0, 0, 1440, 900).save(sys.argv[1])  # the window, moved to 0,0
 sys.exit(0 if ok else 1)
 """
 
