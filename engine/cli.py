@@ -504,11 +504,13 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.cli_maintenance import add_parsers as add_maintenance_parsers
     from engine.cli_models import add_parsers
     from engine.cli_search import add_parsers as add_search_parsers
+    from engine.cli_selftest import add_parsers as add_selftest_parsers
 
     add_parsers(sub, json_flag)
     add_search_parsers(sub, json_flag)
     add_label_parsers(sub, json_flag)
     add_maintenance_parsers(sub, json_flag)
+    add_selftest_parsers(sub, json_flag)
     return parser
 
 
