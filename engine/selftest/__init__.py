@@ -47,7 +47,7 @@ class CheckResult:
 class SelfTestReport:
     checks: tuple[CheckResult, ...]
     seconds: float
-    environment: dict[str, str]  # version, frozen, python, platform, gpu
+    environment: dict[str, str]  # version, frozen, python, platform, gpu (and cancelled)
 
     @property
     def ok(self) -> bool:
@@ -68,6 +68,7 @@ class SelfTestReport:
             "python": env.get("python", ""),
             "platform": env.get("platform", ""),
             "gpu": env.get("gpu", ""),
+            "cancelled": env.get("cancelled") == "true",
             "checks": [c.to_json() for c in self.checks],
         }
 
@@ -82,8 +83,13 @@ class SelfTestReport:
         for c in self.checks:
             lines.append(f"{_MARKS.get(c.status, c.status)}  {c.name}: {c.detail}")
         lines.append("")
-        if self.ok:
-            passed = sum(c.status == "pass" for c in self.checks)
+        passed = sum(c.status == "pass" for c in self.checks)
+        if self.ok and env.get("cancelled") == "true":
+            lines.append(
+                f"Self-test cancelled: {passed} checks passed before it stopped "
+                f"({self.seconds:.1f} s); the others did not run"
+            )
+        elif self.ok:
             lines.append(f"Self-test passed: {passed} checks in {self.seconds:.1f} s")
         else:
             failed = self.failed

@@ -187,7 +187,7 @@ _COLOUR_NAMES = {"top-left": "red", "top-right": "green", "bottom-left": "blue"}
 
 def _corner_colours(path: Path) -> tuple[tuple[int, int], dict[str, tuple[float, float, float]]]:
     """The thumbnail's size and the mean colour of a small box in each marker corner."""
-    from PIL import Image
+    from PIL import Image, ImageStat
 
     with Image.open(path) as img:
         rgb = img.convert("RGB")
@@ -201,14 +201,8 @@ def _corner_colours(path: Path) -> tuple[tuple[int, int], dict[str, tuple[float,
     }
     colours: dict[str, tuple[float, float, float]] = {}
     for corner, (x, y) in at.items():
-        box = rgb.crop((x, y, x + side, y + side))
-        px = list(box.getdata())
-        n = len(px)
-        colours[corner] = (
-            sum(p[0] for p in px) / n,
-            sum(p[1] for p in px) / n,
-            sum(p[2] for p in px) / n,
-        )
+        r, g, b = ImageStat.Stat(rgb.crop((x, y, x + side, y + side))).mean
+        colours[corner] = (r, g, b)
     return (w, h), colours
 
 

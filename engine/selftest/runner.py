@@ -318,9 +318,7 @@ def run(
     run = _Run(progress, keep, cancel)
     try:
         run.run()
-    except KeyboardInterrupt:
-        raise
-    except ShoeboxError:
+    except SelfTestFolderError:
         raise
     except Exception as exc:  # the run itself broke: say so as a failed check
         run.results.append(
@@ -332,4 +330,6 @@ def run(
                 "`shoebox self-test`.",
             )
         )
+    if run.cancelled:
+        run.env["cancelled"] = "true"
     return SelfTestReport(tuple(run.results), time.monotonic() - started, run.env)
