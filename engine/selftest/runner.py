@@ -87,6 +87,7 @@ class _Run:
         self.cancel = cancel or threading.Event()
         self.results: list[CheckResult] = []
         self.env = environment()
+        self.blocked_by: str | None = None  # the import or the host failed: nothing to check
 
     def say(self, line: str) -> None:
         if self.progress is not None:
@@ -164,7 +165,9 @@ class _Run:
                 f"{summary.items_new} new items, {summary.jobs_queued} jobs queued",
             )
 
-        if self.add(C.IMPORT, catalogue).status != "pass" or self.cancelled:
+        if self.add(C.IMPORT, catalogue).status != "pass":
+            self.blocked_by = C.IMPORT
+        if self.blocked_by or self.cancelled:
             return
         from engine.importing.importer import ImportSummary
 
@@ -172,11 +175,10 @@ class _Run:
         assert isinstance(summary, ImportSummary)
         session = summary.session_id
         program = host_command(lib.root)
-        started_as = (
-            "this program's own executable"
-            if getattr(sys, "frozen", False)
-            else f"{Path(program[0]).name} -m engine.cli"
-        )
+        cut = program.index("--library") if "--library" in program else len(program)
+        started_as = " ".join([Path(program[0]).name, *program[1:cut]])
+        if getattr(sys, "frozen", False):
+            started_as += ", this program's own executable"
         self.say("Processing them in a worker host (metadata, thumbnails, OCR, embeddings)…")
 
         def work() -> CheckResult:
@@ -200,6 +202,7 @@ class _Run:
                     max_restarts=MAX_RESTARTS,
                 )
             except RuntimeError as exc:
+                self.blocked_by = C.WORKER
                 return CheckResult(
                     C.WORKER,
                     "fail",
@@ -218,6 +221,7 @@ class _Run:
                 )
             }
             if timed_out.is_set():
+                self.blocked_by = C.WORKER
                 return CheckResult(
                     C.WORKER,
                     "fail",
@@ -271,6 +275,16 @@ class _Run:
                 lib.cancel_jobs(running)
             return
 
+    def _unless_blocked(
+        self, name: str, fn: Callable[[], CheckResult]
+    ) -> Callable[[], CheckResult]:
+        """A check of processed results is skipped when nothing was processed: the
+        failure that stopped it (the import, the worker host) is named once, above."""
+        blocked = self.blocked_by
+        if blocked is None:
+            return fn
+        return lambda: CheckResult(name, "skip", f"needs the step “{blocked}”, which failed")
+
     def _check(self, ctx: C.Context, no_image_model: str | None) -> None:
         steps: list[tuple[str, str, Callable[[], CheckResult]]] = [
             ("Checking metadata…", C.METADATA, lambda: C.check_metadata(ctx)),
@@ -282,7 +296,7 @@ class _Run:
             if self.cancelled:
                 return
             self.say(line)
-            self.add(name, fn)
+            self.add(name, self._unless_blocked(name, fn))
         ocr_ok = self.results[-1].status == "pass"
         later: list[tuple[str, str, Callable[[], CheckResult]]] = [
             ("Checking text search…", C.TEXT_SEARCH, lambda: C.check_text_search(ctx, ocr_ok)),
@@ -299,7 +313,7 @@ class _Run:
             if self.cancelled:
                 return
             self.say(line)
-            self.add(name, fn)
+            self.add(name, fn if name == C.GPU else self._unless_blocked(name, fn))
         if not self.cancelled:
             self.results += C.skipped_models()
 
@@ -320,6 +334,16 @@ def run(
         run.run()
     except SelfTestFolderError:
         raise
+    except ShoeboxError as exc:  # e.g. the temporary folder cannot be written (disk full)
+        run.results.append(
+            CheckResult(
+                "Self-test run",
+                "fail",
+                str(exc),
+                "The self-test could not make its temporary library: set TMPDIR to a "
+                "folder you can write to, with some free space, and run it again.",
+            )
+        )
     except Exception as exc:  # the run itself broke: say so as a failed check
         run.results.append(
             CheckResult(

@@ -9,8 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sqlite3
 import tempfile
 import threading
+import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +21,11 @@ import pytest
 
 from engine.cli import main
 from engine.importing.importer import Importer
+from engine.jobs import supervisor
 from engine.ocr.tesseract import INSTALL_HINT
 from engine.selftest import CheckResult, SelfTestReport, run_self_test, samples
 from engine.selftest import checks as C
+from models import weights
 
 MUST_PASS = (
     C.SAMPLES,
@@ -146,6 +151,13 @@ def test_a_broken_sample_fails_its_checks_by_name(
 
     monkeypatch.setattr(samples, "make_samples", wrong_date)
     monkeypatch.setenv("SHOEBOX_TESSERACT", str(tmp_path / "none"))  # OCR is not the point
+    # And a machine without MobileNetV2's weights: similar photos are skipped, with why.
+    found = weights.missing_reason
+    monkeypatch.setattr(
+        weights,
+        "missing_reason",
+        lambda spec: "no weights here (test)" if "mobilenet" in str(spec) else found(spec),
+    )
     kept = tmp_path / "kept"
     lines: list[str] = []
     report = run_self_test(lines.append, keep=kept)
@@ -156,7 +168,11 @@ def test_a_broken_sample_fails_its_checks_by_name(
     assert "orientation-1" not in checks[C.THUMBNAILS].detail
     assert "photo-orientation-8.jpg: taken_at is '2021-12-24T07:05:59'" in checks[C.METADATA].detail
     assert "photo-orientation-6.jpg: size is 320×480, expected 480×320" in checks[C.METADATA].detail
-    assert checks[C.HEIC].status == "pass" and checks[C.SIMILAR].status == "pass"
+    assert checks[C.HEIC].status == "pass"
+    assert (checks[C.SIMILAR].status, checks[C.SIMILAR].detail) == (
+        "skip",
+        "no weights here (test)",
+    )
     text = report.to_text()
     assert f"FAIL     {C.THUMBNAILS}: " in text
     assert "Self-test FAILED: 3 of" in text and f"  - {C.METADATA}: " in text
@@ -164,8 +180,28 @@ def test_a_broken_sample_fails_its_checks_by_name(
     # Progress came step by step; --keep left the library and samples where asked.
     assert lines[:2] == ["Making sample files…", "Importing 7 sample files…"]
     assert "Checking thumbnails…" in lines
-    assert (kept / "library" / "catalog.db").is_file()
+    with closing(sqlite3.connect(kept / "library" / "catalog.db")) as db:
+        stages = {r[0] for r in db.execute("SELECT DISTINCT stage FROM jobs")}
+    assert "embed" not in stages and {"metadata", "thumbnail", "ocr"} <= stages
     assert (kept / "samples" / "photo-orientation-6.jpg").is_file()
+    assert _left_in(own_tmp) == []
+
+
+def test_a_worker_host_that_cannot_start_is_named(
+    own_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What a bundle whose executable cannot run as the worker host would do.
+    monkeypatch.setattr(
+        supervisor, "host_command", lambda library, *args: ["/bin/sh", "-c", "exit 7"]
+    )
+    code, report = _self_test_json(capsys)
+    checks = _by_name(report)
+    assert code == 1
+    assert [c["name"] for c in report["checks"] if c["status"] == "fail"] == [C.WORKER]
+    assert "exit statuses 7, 7, 7" in checks[C.WORKER]["detail"]
+    assert "worker process" in checks[C.WORKER]["fix"]
+    for name in (C.METADATA, C.THUMBNAILS, C.OCR, C.SIMILAR, C.JOBS):  # named once, above
+        assert checks[name]["status"] == "skip" and C.WORKER in checks[name]["detail"]
     assert _left_in(own_tmp) == []
 
 
@@ -177,6 +213,25 @@ def test_cancel_stops_and_reports_what_was_checked(own_tmp: Path) -> None:
     assert report.environment["cancelled"] == "true"
     assert report.to_json()["cancelled"] is True
     assert "Self-test cancelled" in report.to_text()
+    assert _left_in(own_tmp) == []
+
+
+def test_cancel_while_the_worker_host_runs(own_tmp: Path) -> None:
+    cancel = threading.Event()
+
+    def progress(line: str) -> None:
+        if line.startswith("Processing"):
+            cancel.set()  # as the app's Cancel button would, from another thread
+
+    started = time.monotonic()
+    report = run_self_test(progress, cancel=cancel)
+    assert time.monotonic() - started < 30
+    assert [(c.name, c.status) for c in report.checks] == [
+        (C.SAMPLES, "pass"),
+        (C.IMPORT, "pass"),
+        (C.WORKER, "skip"),
+    ]
+    assert report.checks[-1].detail.startswith("cancelled (") and report.ok
     assert _left_in(own_tmp) == []
 
 
