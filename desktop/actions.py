@@ -126,6 +126,21 @@ def show_about(window: MainWindow) -> None:
     )
 
 
+def run_self_test(window: MainWindow) -> None:
+    """Help ▸ Run Self-Test…: one report window at a time; the menu again raises it."""
+    from desktop.dialogs.selftest import SelfTestWindow
+
+    dialog = window.findChild(SelfTestWindow, "selfTestWindow")
+    if not isinstance(dialog, SelfTestWindow):
+        dialog = SelfTestWindow(window)
+    fresh = not dialog.isVisible() and not dialog.running  # new, or closed since its run
+    dialog.show()
+    dialog.raise_()
+    dialog.activateWindow()
+    if fresh:
+        dialog.start()
+
+
 # -- imports and watched folders ---------------------------------------------------------
 
 

@@ -161,6 +161,14 @@ MENUS: tuple[Menu, ...] = (
         "&Help",
         (
             ActionSpec(
+                "self_test_action",
+                "Run &Self-Test…",
+                actions.run_self_test,
+                tip="Check that Shoebox works on this computer: sample photos and documents, "
+                "read, indexed and searched in a temporary library",
+            ),
+            SEPARATOR,
+            ActionSpec(
                 "about_action",
                 "&About Shoebox",
                 actions.show_about,
