@@ -6,9 +6,9 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from desktop.operations import library as library_ops
 from desktop.qt import (
@@ -21,6 +21,9 @@ from desktop.qt import (
     QUrl,
     QWidget,
 )
+
+if TYPE_CHECKING:
+    from desktop.mainwindow import MainWindow
 from engine.config import default_library_dir
 from engine.errors import SettingsError
 
@@ -43,8 +46,15 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     if sys.platform.startswith("linux") and "fusion" in styles:
         # Fusion follows the system colour scheme (light/dark) on every Linux desktop.
         app.setStyle("Fusion")
-    app.setWindowIcon(QIcon.fromTheme("image-x-generic"))
+    app.setWindowIcon(app_icon())
     return app
+
+
+def app_icon() -> QIcon:
+    """Shoebox's own icon (desktop/resources/, beside this file from source and in the
+    bundle); the theme's picture icon if it is missing."""
+    path = Path(__file__).resolve().parent / "resources" / "shoebox.svg"
+    return QIcon(str(path)) if path.is_file() else QIcon.fromTheme("image-x-generic")
 
 
 def choose_library(library: str | None, state: QSettings) -> Path:
@@ -110,12 +120,25 @@ def check_library_settings(
     return folder
 
 
-def run_app(library: str | None) -> int:
-    """Open the main window on `library` (or the default one) and run until it closes."""
+def open_window(
+    folder: Path | None, state: QSettings, open_paths: Sequence[str] = (), **kw: Any
+) -> MainWindow:
+    """The main window, shown; `open_paths` imported as if dropped on it."""
+    from desktop.mainwindow import MainWindow
+
+    window = MainWindow(folder, state=state, **kw)
+    window.show()
+    if open_paths:
+        window.import_paths(list(open_paths))
+    return window
+
+
+def run_app(library: str | None, open_paths: Sequence[str] = ()) -> int:
+    """Open the main window on `library` (or the default one) and run until it closes;
+    `open_paths` (given on the command line, e.g. by the desktop entry) are imported
+    as if dropped on the window."""
     # qasync binds to the first Qt it finds already imported: desktop.qt (PySide6) is.
     import qasync
-
-    from desktop.mainwindow import MainWindow
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = make_app()
@@ -135,8 +158,7 @@ def run_app(library: str | None) -> int:
     async def main() -> int:
         closed = asyncio.Event()
         app.aboutToQuit.connect(closed.set)
-        window = MainWindow(folder, state=state)
-        window.show()
+        window = open_window(folder, state, open_paths)
         await closed.wait()
         window.close_library()
         return 0

@@ -7,23 +7,58 @@ stays fast.
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+
+
+def command_names(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
+def split_open_paths(argv: list[str], commands: set[str]) -> tuple[list[str], list[str]]:
+    """`shoebox [--library DIR] PATH...` (the desktop entry's `%F`, a folder dropped on
+    the icon): the options, and the paths to open in the app. Paths only when the
+    first word after the options is no command and names something that exists."""
+    options: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--library" and i + 1 < len(argv):
+            options += argv[i : i + 2]
+            i += 2
+        elif word.startswith("--library="):
+            options.append(word)
+            i += 1
+        else:
+            break
+    rest = argv[i:]
+    first = rest[0] if rest else ""
+    if first and first not in commands and not first.startswith("-") and os.path.exists(first):
+        return options, rest
+    return argv, []
 
 
 def main(argv: list[str] | None = None) -> int:
     from engine.cli import build_parser
     from engine.cli import main as cli_main
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    argv, open_paths = split_open_paths(argv, command_names(parser))
+    args = parser.parse_args(argv)
     if args.command is not None:
         return cli_main(argv)
     try:
         from desktop.app import run_app
     except ImportError as exc:  # installed without the `gui` extra
         print(f"shoebox: the app needs PySide6 and qasync ({exc}); try `make run`", file=sys.stderr)
-        build_parser().print_help()
+        parser.print_help()
         return 2
-    return run_app(args.library)
+    return run_app(args.library, open_paths=[os.path.abspath(p) for p in open_paths])
 
 
 if __name__ == "__main__":
