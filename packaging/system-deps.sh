@@ -9,7 +9,7 @@ want=(tesseract-ocr tesseract-ocr-eng
       libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-randr0 libxcb-render-util0
       libxcb-image0 libxcb-xinerama0 libxcb-xkb1)
 case "${1:-run}" in
-  test) want+=(redis-server) ;;
+  test) want+=(redis-server desktop-file-utils) ;;
   screenshots) want+=(xvfb xauth) ;;
   # PyInstaller reads ELF files with objdump; start-up is timed on Xvfb with xdotool
   bundle) want+=(binutils xvfb xauth xdotool) ;;
