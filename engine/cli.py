@@ -505,12 +505,14 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.cli_models import add_parsers
     from engine.cli_search import add_parsers as add_search_parsers
     from engine.cli_selftest import add_parsers as add_selftest_parsers
+    from engine.cli_workers import add_parsers as add_worker_parsers
 
     add_parsers(sub, json_flag)
     add_search_parsers(sub, json_flag)
     add_label_parsers(sub, json_flag)
     add_maintenance_parsers(sub, json_flag)
     add_selftest_parsers(sub, json_flag)
+    add_worker_parsers(sub, json_flag)
     return parser
 
 

@@ -611,6 +611,36 @@ def m007_labels(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m008_remote_workers(db: sqlite_utils.Database) -> None:
+    """Worker hosts on other machines: the keys they sign with, and the library's own."""
+    run_script(
+        db.conn,
+        """
+        -- One row per enrolled worker; a removed worker keeps its row with `revoked_at`
+        -- so that its messages are refused as revoked, not as unknown.
+        CREATE TABLE workers (
+            name TEXT PRIMARY KEY,
+            key_id TEXT NOT NULL UNIQUE,
+            secret BLOB NOT NULL,
+            created_at REAL NOT NULL,
+            revoked_at REAL,
+            last_seen_at REAL,
+            jobs_done INTEGER NOT NULL DEFAULT 0,
+            errors INTEGER NOT NULL DEFAULT 0,
+            info TEXT NOT NULL DEFAULT '{}'
+        );
+        -- The library's dispatch key (it signs the jobs it sends) and its id.
+        CREATE TABLE remote_identity (
+            library_id TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            secret BLOB NOT NULL,
+            created_at REAL NOT NULL
+        );
+        """,
+    )
+
+
 def run_script(conn: sqlite3.Connection, script: str) -> None:
     """Run statements one by one: `executescript` would commit the open transaction,
     and a migration must apply whole or not at all."""
