@@ -456,6 +456,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="library folder (default: %(default)s)",
         default=os.environ.get("SHOEBOX_LIBRARY"),
     )
+    parser.add_argument(
+        "--broker",
+        metavar="URL",
+        help="the job queue's broker for this run: a redis:// or rediss:// URL shared with "
+        "worker hosts on other machines (default: the library's queue.broker, else the "
+        "embedded queue)",
+    )
     json_flag = argparse.ArgumentParser(add_help=False)
     json_flag.add_argument("--json", action="store_true", help="machine-readable output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -522,6 +529,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # the app is opened by desktop.launcher, not here
         parser.print_help()
         return 0
+    if args.broker:
+        from engine.jobs.broker import BROKER_ENV, broker_ok
+
+        if not broker_ok(args.broker):
+            print(f"shoebox: --broker {args.broker!r} is not a redis:// URL", file=sys.stderr)
+            return 2
+        os.environ[BROKER_ENV] = args.broker  # and so for the worker hosts it starts
     try:
         result: int = args.func(args)
     except SettingsError as exc:

@@ -109,6 +109,25 @@ class WorkerSettings:
         return value
 
 
+def _broker_ok(value: str) -> bool:
+    from engine.jobs.broker import broker_ok
+
+    return broker_ok(value)
+
+
+@dataclass
+class QueueSettings:
+    """The `[queue]` table."""
+
+    broker: str = _setting(
+        _Rule(str, _broker_ok, '"" (embedded) or a redis://, rediss:// or unix:// URL'),
+        'where the job queue lives: "" for the embedded one beside the catalog, or a Redis '
+        "URL (redis://[USER:PASSWORD@]HOST:PORT/DB) shared with worker hosts on other "
+        "machines; read when the worker host starts",
+        "",
+    )
+
+
 def _spec_ok(value: str) -> bool:
     if value == "":
         return True  # "" turns the stage off
@@ -263,6 +282,7 @@ class Settings:
     """The `[general]` table, plus one field per other table."""
 
     workers: WorkerSettings = field(default_factory=WorkerSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
     models: ModelSettings = field(default_factory=ModelSettings)
     detect: DetectSettings = field(default_factory=DetectSettings)
     tags: TagSettings = field(default_factory=TagSettings)
@@ -356,6 +376,7 @@ def _key(f: Field[Any]) -> str:
 _TABLES: dict[str, type[Any]] = {
     "general": Settings,
     "workers": WorkerSettings,
+    "queue": QueueSettings,
     "models": ModelSettings,
     "detect": DetectSettings,
     "tags": TagSettings,

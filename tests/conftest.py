@@ -24,7 +24,7 @@ os.environ["SHOEBOX_NO_MODELS"] = "1"
 REPO = Path(__file__).resolve().parent.parent
 
 # Originals are sacred: no test may see Shoebox change a source file (tests/originals.py).
-pytest_plugins = ["tests.originals"]
+pytest_plugins = ["tests.originals", "tests.redis_server"]
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from huey import SqliteHuey
+from huey import Huey
 from huey.consumer import Consumer, Worker
 
 from engine import diskspace, faults
@@ -51,11 +51,19 @@ from engine.errors import (
     WaitingError,
 )
 from engine.jobs import freshness, ledger, offline, recovery, reindex
+from engine.jobs.broker import (
+    BrokerUnavailable,
+    broker_epoch,
+    effective_broker,
+    is_redis,
+    make_huey,
+    redacted,
+)
 from engine.jobs.control import JobControl, JobInterrupted
 from engine.jobs.resources import ResourcePool
-from engine.jobs.serializer import JsonSerializer
 from engine.pipeline.registry import StageRegistry, default_registry
 from engine.pipeline.types import ItemRef, Stage, StageContext, StageOutput
+from engine.remote.enrol import identity as remote_identity
 from engine.store.db import Catalog, next_seq
 
 log = logging.getLogger("shoebox.host")
@@ -66,6 +74,7 @@ LEASE_RENEW_S = 10.0
 FEED_INTERVAL_S = 0.025
 IDLE_POLL_S = 0.05
 HOUSEKEEPING_S = 0.5
+BROKER_CHECK_S = 2.0  # how often a Redis broker is asked whether it restarted
 DISK_CHECK_S = 1.0  # how often the free space of the library's disk is looked at
 DISK_RETRY_S = 5.0  # after an ENOSPC, the first wait before trying again (doubles to 60)
 WAKE_CHECK_S = 5.0  # how often stages with waiting jobs check whether they can run
@@ -115,7 +124,7 @@ class _Worker(Worker):  # type: ignore[misc]
 class _EmbeddedConsumer(Consumer):  # type: ignore[misc]
     """Huey's consumer run from a non-main thread of our own process."""
 
-    def __init__(self, huey: SqliteHuey, workers: int, wake: threading.Event) -> None:
+    def __init__(self, huey: Huey, workers: int, wake: threading.Event) -> None:
         self._wake = wake
         super().__init__(
             huey,
@@ -151,7 +160,7 @@ class _Queue:
 
     name: str
     workers: int
-    huey: SqliteHuey
+    huey: Huey
     consumer: _EmbeddedConsumer
     wake: threading.Event
     task: Callable[..., Any]
@@ -171,6 +180,7 @@ class HostStats:
     waiting: int = 0  # jobs parked because their model is not here
     messages: int = 0
     max_queue_messages: int = 0  # most messages in flight at once (the feeder's bound)
+    broker_restarts: int = 0  # Redis restarts noticed (their messages sent again)
     recovered: dict[str, int] = field(default_factory=dict)
     reindex_started: list[int] = field(default_factory=list)
 
@@ -209,6 +219,7 @@ class WorkerHost:
         owner: str | None = None,
         shared_broker: bool = False,
         follow_settings: bool = False,
+        broker: str | None = None,
     ) -> None:
         self.library_dir = library_dir
         self.catalog = catalog
@@ -218,6 +229,10 @@ class WorkerHost:
         # A broker shared with other hosts is never flushed: its messages may be theirs
         # (stale ones are harmless: their tokens no longer match).
         self.shared_broker = shared_broker
+        # Where the queues live (engine/jobs/broker.py); fixed for the host's life.
+        self.broker_url = effective_broker(settings.queue.broker, broker)
+        self._broker_epoch: str | None = None  # the Redis server's run_id when last seen
+        self._next_broker_check = 0.0
         # A host of the library (the app's, `shoebox work`) rebuilds its stages when
         # settings.toml or the tag vocabulary change, so `config set` takes effect.
         self.follow_settings = follow_settings
@@ -243,7 +258,8 @@ class WorkerHost:
         self._next_lease = 0.0
         self._suspect_mode = False
         self._handlers = 0  # messages being handled now (stop waits for them)
-        self._sent: set[tuple[str, int, int]] = set()  # messages this host sent
+        # messages this host sent and no worker has begun: their jobs, by first pair
+        self._sent: dict[tuple[str, int, int], list[tuple[int, int]]] = {}
         self._cancel_in_batch: set[int] = set()  # batch members asked to cancel
         self._parked: dict[str, str] = {}  # stages whose model is missing: the reason
         self._next_wake_check = 0.0
@@ -269,21 +285,23 @@ class WorkerHost:
         _current_host = self
         try:
             self._reserve.ensure()  # room for the hand-backs when the disk fills
-            queue_db = str(self.library_dir / "queue.db")
+            library_id = ""
+            if is_redis(self.broker_url):  # its keys are named after the library
+                with self.catalog.write() as conn:
+                    library_id, _ = remote_identity(conn)
             sizes = {
                 "interactive": self.settings.workers.interactive,
                 "pool": self.settings.workers.pool,
             }
             for name, workers in sizes.items():
-                huey = SqliteHuey(
-                    name=name,
-                    filename=queue_db,
-                    results=False,
-                    fsync=False,
-                    serializer=JsonSerializer(),  # never pickle (engine/jobs/serializer.py)
-                )
+                huey = make_huey(name, self.library_dir, self.broker_url, library_id)
                 if not self.shared_broker:
-                    huey.flush()  # a private queue is a cache of the ledger: recovery re-feeds
+                    try:  # the first word with the broker: an unreachable one is said here
+                        huey.flush()  # a private queue is a cache of the ledger: re-fed
+                    except Exception as exc:
+                        if not is_redis(self.broker_url):
+                            raise
+                        raise BrokerUnavailable(redacted(self.broker_url), exc) from exc
                 self._watch_dequeue(huey)
                 task = huey.task(name=TASK_NAME)(run_jobs)
                 wake = threading.Event()
@@ -323,7 +341,7 @@ class WorkerHost:
             self._release_lock()
             raise
 
-    def _watch_dequeue(self, huey: SqliteHuey) -> None:
+    def _watch_dequeue(self, huey: Huey) -> None:
         """queue.db is on the library's disk too: Huey's consumer logs a failed dequeue
         and tries again forever, so a full disk there must pause the host as well."""
         dequeue = huey.dequeue
@@ -487,6 +505,7 @@ class WorkerHost:
             self.catalog.conn, [lane for lane in LANES if lane not in paused]
         )
         self._flush_unended()
+        self._check_broker(mono)
         self._undispatch_pending()
         conn = self.catalog.conn
         for job_id in recovery.cancel_requests(conn, self.owner):
@@ -534,6 +553,35 @@ class WorkerHost:
         if reindex.sessions_to_finish(conn):
             with self.catalog.write() as wconn:
                 reindex.finish_sessions(wconn, now)
+
+    def _check_broker(self, mono: float) -> None:
+        """A Redis server that restarted lost the messages it held (unless it keeps
+        them on disk): hand back every message sent before that no worker has begun.
+        A copy that survived runs nothing, its token having moved on."""
+        if not is_redis(self.broker_url) or mono < self._next_broker_check:
+            return
+        self._next_broker_check = mono + BROKER_CHECK_S
+        queue = next(iter(self._queues.values()), None)
+        epoch = broker_epoch(queue.huey) if queue is not None else None
+        if epoch is None or epoch == self._broker_epoch:
+            return
+        if self._broker_epoch is None:  # first sight
+            self._broker_epoch = epoch
+            return
+        self._broker_epoch = epoch
+        with self._guard:
+            lost, self._sent = self._sent, {}
+            for (lane, _job, _token), pairs in lost.items():
+                self._outstanding[lane] -= 1
+                self._undispatch.extend(pairs)
+        self.stats.broker_restarts += 1
+        log.warning(
+            "the broker %s restarted: %d messages sent before are sent again",
+            redacted(self.broker_url),
+            len(lost),
+        )
+        for q in self._queues.values():
+            q.wake.set()
 
     def check_disk(self, force: bool = False) -> None:
         """Pause while the library's disk is below the mark (or after an ENOSPC, for a
@@ -773,7 +821,7 @@ class WorkerHost:
         queue = self._queues["interactive" if lane == "interactive" else "pool"]
         with self._guard:
             self._outstanding[lane] += 1
-            self._sent.add((lane, *pairs[0]))
+            self._sent[(lane, *pairs[0])] = list(pairs)
         payload = [[j, t] for j, t in pairs]
         try:
             if queue.name == "pool":
@@ -783,7 +831,7 @@ class WorkerHost:
         except Exception:
             with self._guard:
                 self._outstanding[lane] -= 1
-                self._sent.discard((lane, *pairs[0]))
+                self._sent.pop((lane, *pairs[0]), None)
                 self._undispatch.extend(pairs)
             raise
         self.stats.messages += 1
@@ -803,8 +851,7 @@ class WorkerHost:
         key = (lane, *pairs[0]) if pairs else (lane, 0, 0)
         with self._guard:
             self._handlers += 1
-            ours = key in self._sent
-            self._sent.discard(key)
+            ours = self._sent.pop(key, None) is not None
         try:
             batched = (
                 stage in self.registry

@@ -25,6 +25,9 @@ from engine.library import Library
 from tests.conftest import REPO, cli_env
 from tests.engine.helpers import jpeg
 
+# The queue suite runs on both brokers: the embedded SQLite queue and Redis.
+pytestmark = pytest.mark.usefixtures("queue_backend")
+
 N_FILES = 260  # two stages each: 520 jobs, plus the crashing file's two
 PLANNED_KILLS = 4
 RUN_TIMEOUT_S = 120.0

@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from engine.jobs import ledger, recovery
 from engine.jobs.host import WorkerHost
 from engine.library import Library
@@ -25,6 +27,9 @@ from tests.engine.jobstages import (
     states,
     wait_for,
 )
+
+# The queue suite runs on both brokers: the embedded SQLite queue and Redis.
+pytestmark = pytest.mark.usefixtures("queue_backend")
 
 # 1. A paused suspect stops the whole host ----------------------------------------------
 

@@ -27,6 +27,9 @@ from tests.engine.jobstages import (
     states,
 )
 
+# The queue suite runs on both brokers: the embedded SQLite queue and Redis.
+pytestmark = pytest.mark.usefixtures("queue_backend")
+
 
 def _crash_while_running(lib: object, job_ids: list[int], owner: str = "dead:1") -> None:
     with lib.catalog.write() as conn:  # type: ignore[attr-defined]
