@@ -19,6 +19,9 @@ def command_names(parser: argparse.ArgumentParser) -> set[str]:
     return set()
 
 
+VALUE_OPTIONS = ("--library", "--broker")  # the global options that take a value
+
+
 def split_open_paths(argv: list[str], commands: set[str]) -> tuple[list[str], list[str]]:
     """`shoebox [--library DIR] PATH...` (the desktop entry's `%F`, a folder dropped on
     the icon): the options, and the paths to open in the app. Paths only when the
@@ -27,10 +30,10 @@ def split_open_paths(argv: list[str], commands: set[str]) -> tuple[list[str], li
     i = 0
     while i < len(argv):
         word = argv[i]
-        if word == "--library" and i + 1 < len(argv):
+        if word in VALUE_OPTIONS and i + 1 < len(argv):
             options += argv[i : i + 2]
             i += 2
-        elif word.startswith("--library="):
+        elif word.split("=", 1)[0] in VALUE_OPTIONS and "=" in word:
             options.append(word)
             i += 1
         else:
@@ -52,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is not None:
         return cli_main(argv)
+    if args.broker:  # the app's worker host, a child, reads it from there
+        from engine.jobs.broker import BROKER_ENV
+
+        os.environ[BROKER_ENV] = args.broker
     try:
         from desktop.app import run_app
     except ImportError as exc:  # installed without the `gui` extra
