@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -70,3 +71,55 @@ def add_parsers(sub: Any, json_flag: argparse.ArgumentParser) -> None:
     remove.add_argument("name", metavar="NAME")
     actions.add_parser("list", parents=[json_flag], help="the enrolled workers")
     p.set_defaults(func=cmd_workers)
+    add_worker_parser(sub)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """`shoebox worker`: serve a library's owner from this machine (engine/remote/worker.py)."""
+    import logging
+    import signal
+    import threading
+
+    from engine.jobs.broker import BROKER_ENV, is_redis, redacted
+    from engine.remote.protocol import parse_map
+    from engine.remote.signing import TokenError, WorkerToken
+    from engine.remote.worker import RemoteWorker, run_worker_forever
+
+    broker = os.environ.get(BROKER_ENV, "")
+    if not is_redis(broker):
+        return _err("worker: name the library's Redis broker: shoebox --broker redis://… worker")
+    text = args.token or os.environ.get("SHOEBOX_WORKER_TOKEN", "")
+    if not text:
+        return _err("worker: give the token `shoebox workers add NAME` printed (--token or "
+                    "SHOEBOX_WORKER_TOKEN)")  # fmt: skip
+    try:
+        token = WorkerToken.decode(text)
+        path_map = [parse_map(m) for m in args.map or []]
+    except (TokenError, ValueError) as exc:
+        return _err(f"worker: {exc}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    worker = RemoteWorker(broker, token, slots=args.workers, path_map=path_map, device=args.device)
+    print(f"Worker {token.worker.name} serving {token.library_id} on {redacted(broker)} "
+          f"with {args.workers} slot(s); Ctrl-C stops it.", flush=True)  # fmt: skip
+    return run_worker_forever(worker, stop)
+
+
+def add_worker_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="a headless worker host for a library on another machine (through Redis)",
+        description="Takes jobs from the library's queue on the broker (`shoebox --broker "
+        "redis://… worker`), runs them here and sends the results back; stops gracefully "
+        "on SIGTERM.",
+    )
+    p.add_argument("--token", help="the line `shoebox workers add NAME` printed "
+                   "(default: SHOEBOX_WORKER_TOKEN)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)),
+                   metavar="N", help="jobs at a time (default: one per core)")  # fmt: skip
+    p.add_argument("--device", default="auto", help="compute device for models (auto, cpu, cuda)")
+    p.add_argument("--map", action="append", metavar="REMOTE=LOCAL",
+                   help="the owner's folder REMOTE is LOCAL here (repeatable)")  # fmt: skip
+    p.set_defaults(func=cmd_worker)

@@ -232,6 +232,8 @@ class WorkerHost:
         # Where the queues live (engine/jobs/broker.py); fixed for the host's life.
         self.broker_url = effective_broker(settings.queue.broker, broker)
         self._broker_epoch: str | None = None  # the Redis server's run_id when last seen
+        self.remote: Any = None  # engine.remote.owner.RemoteDispatcher, with enrolled workers
+        self._next_remote_expiry = 0.0
         self._next_broker_check = 0.0
         # A host of the library (the app's, `shoebox work`) rebuilds its stages when
         # settings.toml or the tag vocabulary change, so `config set` takes effect.
@@ -307,12 +309,19 @@ class WorkerHost:
                 wake = threading.Event()
                 consumer = _EmbeddedConsumer(huey, workers, wake)
                 self._queues[name] = _Queue(name, workers, huey, consumer, wake, task)
+            if is_redis(self.broker_url) and _has_workers(self.catalog):
+                from engine.remote.owner import RemoteDispatcher
+
+                self.remote = RemoteDispatcher(self, library_id)
             self._prep_pool = ThreadPoolExecutor(
                 max(1, os.cpu_count() or 1), thread_name_prefix="shoebox-prepare"
             )
             now = time.time()
             with self.catalog.write() as conn:
-                prefix = recovery.local_owner_prefix() if self.shared_broker else None
+                # With remote workers (a Redis broker) their running jobs are not orphans:
+                # their results may be waiting in the broker, or their leases run out.
+                shared = self.shared_broker or is_redis(self.broker_url)
+                prefix = recovery.local_owner_prefix() if shared else None
                 self.stats.recovered = recovery.recover(conn, now, prefix, self.registry)
                 self.stats.reindex_started = reindex.sync_versions(conn, self.registry, now)
                 conn.execute(
@@ -333,6 +342,8 @@ class WorkerHost:
                     target=queue.consumer.run, name=f"huey-{queue.name}", daemon=True
                 )
                 queue.thread.start()
+            if self.remote is not None:
+                self.remote.start()
             self._feeder = threading.Thread(target=self._feed_loop, name="feeder", daemon=True)
             self._feeder.start()
             self._running = True
@@ -376,6 +387,8 @@ class WorkerHost:
         for queue in self._queues.values():
             if queue.thread is not None:
                 queue.thread.join(timeout=2.0)
+        if self.remote is not None:
+            self.remote.stop()  # remote jobs keep running: their results wait in the broker
         self._hand_back_active()
         self._hand_back_stranded()
         self._flush_unended()
@@ -519,6 +532,9 @@ class WorkerHost:
             if active is not None:
                 active.control.cancel()
         self._abandon_overdue()
+        if self.remote is not None and (force or mono >= self._next_remote_expiry):
+            self._next_remote_expiry = mono + BROKER_CHECK_S
+            self.remote.expire(now)
         if force or mono >= self._next_lease:
             self._next_lease = mono + LEASE_RENEW_S
             with self.catalog.write() as wconn:
@@ -735,6 +751,10 @@ class WorkerHost:
             return self._feed_suspects(active, now)
         paused_sessions = ledger.paused_sessions(conn)
         sent = 0
+        remote_stages: set[str] = set()
+        if self.remote is not None:
+            sent += self.remote.feed(active, now)
+            remote_stages = self.remote.takes(now)  # left to the workers while they are live
         with self._guard:
             pool_room = self.settings.workers.pool * self.settings.queue_depth_per_worker - sum(
                 self._outstanding[lane] for lane in POOL_LANES
@@ -749,6 +769,8 @@ class WorkerHost:
             ready = ledger.ready_jobs(
                 conn, lane, min(room * self._max_group, 8192), now, paused_sessions
             )  # read first: an idle tick costs no lock
+            if remote_stages:
+                ready = [j for j in ready if j.stage not in remote_stages]
             if not ready:
                 continue
             messages = self._group(lane, ready, room)
@@ -1367,6 +1389,11 @@ class WorkerHost:
             items = load_item_refs(self.catalog, [item_id for item_id, _ in done], conn)
             stage.store_many(conn, [(items[item_id], out) for item_id, out in done], seq)
             self.stats.done += len(done)
+
+
+def _has_workers(catalog: Catalog) -> bool:
+    row = catalog.conn.execute("SELECT 1 FROM workers WHERE revoked_at IS NULL LIMIT 1")
+    return row.fetchone() is not None
 
 
 def readable_reason(exc: BaseException) -> str:
