@@ -47,6 +47,7 @@ STABLE_JSON_KEYS: dict[str, tuple[str, ...]] = {
         "stages",
         "lanes",
         "seq",
+        "workers",
         "queue",
         "queue.items",
         "queue.total",

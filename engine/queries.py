@@ -33,7 +33,41 @@ def status(conn: sqlite3.Connection) -> dict[str, Any]:
         "stages": stages,
         "lanes": lanes,
         "seq": int(conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0]),
+        "workers": remote_workers(conn),
     }
+
+
+def remote_workers(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """The enrolled worker hosts on other machines, from their last heartbeat (the
+    owner writes it): name, host, device, slots, current jobs, jobs done, errors."""
+    import json
+
+    running: dict[str, int] = {
+        str(owner)[len("remote:") :]: int(n)
+        for owner, n in conn.execute(
+            """SELECT owner, count(*) FROM jobs INDEXED BY jobs_running
+               WHERE state = 'running' AND owner LIKE 'remote:%' GROUP BY owner"""
+        )
+    }
+    out = []
+    for name, last_seen, done, errors, info in conn.execute(
+        """SELECT name, last_seen_at, jobs_done, errors, info FROM workers
+           WHERE revoked_at IS NULL ORDER BY name"""
+    ):
+        details = json.loads(info or "{}")
+        out.append(
+            {
+                "name": name,
+                "host": details.get("host"),
+                "device": details.get("device"),
+                "slots": details.get("slots"),
+                "current_jobs": running.get(str(name), 0),
+                "last_heartbeat": last_seen,
+                "jobs_done": done,
+                "errors": errors,
+            }
+        )
+    return out
 
 
 def tags_for(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:

@@ -55,6 +55,7 @@ from engine.config import LANES
 from engine.jobs.ledger import STATES, waiting_stages
 from engine.library import Changes, Library
 from engine.progress import LaneCounts, ProblemJob, RunningJob
+from engine.queries import remote_workers
 
 LANE_TITLES = {
     "interactive": "Interactive",
@@ -261,6 +262,41 @@ def running_columns() -> list[Column[RunningJob]]:
             lambda r: "A first attempt" if r.attempts == 1 else "Retrying after a failure",
             align=Qt.AlignmentFlag.AlignRight,
         ),
+    ]
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    """One enrolled worker host on another machine (engine.queries.remote_workers)."""
+
+    key: int
+    name: str
+    host: str
+    device: str
+    slots: int
+    current_jobs: int
+    last_heartbeat: float | None
+    jobs_done: int
+    errors: int
+
+    @classmethod
+    def of(cls, i: int, w: dict[str, Any]) -> WorkerRow:
+        return cls(i, str(w["name"]), str(w.get("host") or "—"), str(w.get("device") or "—"),
+                   int(w.get("slots") or 0), int(w.get("current_jobs") or 0),
+                   w.get("last_heartbeat"), int(w.get("jobs_done") or 0),
+                   int(w.get("errors") or 0))  # fmt: skip
+
+
+def worker_columns() -> list[Column[WorkerRow]]:
+    right = Qt.AlignmentFlag.AlignRight
+    return [
+        Column("Worker", lambda w: w.name, lambda w: f"{w.name} on {w.host}"),
+        Column("Machine", lambda w: w.host),
+        Column("Device", lambda w: w.device),
+        Column("Jobs now", lambda w: f"{w.current_jobs} of {w.slots}", align=right),
+        Column("Last heard", lambda w: _ago(w.last_heartbeat, time.time()) or "never"),
+        Column("Done", lambda w: progress.format_count(w.jobs_done), align=right),
+        Column("Errors", lambda w: str(w.errors), align=right),
     ]
 
 
@@ -496,6 +532,13 @@ class JobsPanel(QWidget):
         self.running_stack.addWidget(self.running_empty)
         self.tabs.addTab(self.running_stack, "Working now")
         self.tabs.addTab(problems, "Problems")
+        # Worker hosts on other machines (docs/scale-out.md); the tab shows once enrolled.
+        self.worker_model: RowsModel[WorkerRow] = RowsModel(worker_columns(), lambda w: w.key, self)
+        self.worker_view = _table(self.worker_model, "workerTable", self)
+        self.worker_view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.worker_view.setAccessibleName("Worker hosts on other machines")
+        self.worker_tab = self.tabs.addTab(self.worker_view, "Workers")
+        self.tabs.setTabVisible(self.worker_tab, False)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 12, 12, 12)
@@ -535,6 +578,11 @@ class JobsPanel(QWidget):
         running = progress.running_jobs(conn, limit=200)
         self.running_model.set_rows(running)
         self.running_stack.setCurrentWidget(self.running_view if running else self.running_empty)
+        workers = [WorkerRow.of(i, w) for i, w in enumerate(remote_workers(conn))]
+        self.worker_model.set_rows(workers)
+        self.tabs.setTabVisible(self.worker_tab, bool(workers))
+        live = sum(1 for w in workers if w.last_heartbeat and time.time() - w.last_heartbeat < 15)
+        self.tabs.setTabText(self.worker_tab, f"Workers  {live}/{len(workers)}")
         total_problems = sum(_problem_count(c) for c in lanes.values())
         self.tabs.setTabText(0, f"Working now  {len(running)}" if running else "Working now")
         self.tabs.setTabText(

@@ -35,7 +35,7 @@ LEASE_RENEW_S = LEASE_S / 3
 HEARTBEAT_S = 5.0
 LIVE_S = 3 * HEARTBEAT_S  # a worker not heard from for this long is not counted on
 JOB_TTL_S = 24 * 3600.0  # a job message waits in the broker at most this long
-WORKER_TTL_S = 600.0  # what a worker sends is good for this long (the laptop sleeps)
+WORKER_TTL_S = 3 * 24 * 3600.0  # what a worker sends waits this long (the laptop sleeps)
 
 
 def task_function(handler: Callable[[str], None]) -> Callable[[str], None]:

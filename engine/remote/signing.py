@@ -31,7 +31,7 @@ from typing import Any
 
 VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 2**20  # a batch of previews travels as one message
-MAX_TTL_S = 24 * 3600.0  # an expiry further ahead than this is not believed
+MAX_TTL_S = 8 * 24 * 3600.0  # an expiry further ahead than this is not believed
 CLOCK_SKEW_S = 300.0  # machines' clocks may disagree by this much
 DEFAULT_TTL_S = 3600.0
 TOKEN_PREFIX = "sbw1."

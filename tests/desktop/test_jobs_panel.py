@@ -294,3 +294,37 @@ def test_running_list_shows_a_long_jobs_progress_and_a_task_jobs_subject() -> No
     assert columns["Progress"].value(train) == ""
     assert columns["File"].value(ocr) == "scan.pdf"
     assert columns["File"].value(train) == "label:7"
+
+
+def test_the_workers_tab_lists_enrolled_workers_from_their_heartbeats(
+    qtbot: Any, tmp_path: Path
+) -> None:
+    from engine.remote import enrol
+
+    library = Library(tmp_path / "lib")
+    panel = JobsPanel(library)
+    qtbot.addWidget(panel)
+    panel.show()
+    assert not panel.tabs.isTabVisible(panel.worker_tab)  # none enrolled: no tab
+    now = time.time()
+    with library.catalog.write() as conn:
+        enrol.add_worker(conn, "closet-gpu")
+        enrol.add_worker(conn, "old-laptop")
+        enrol.add_worker(conn, "gone")
+        enrol.remove_worker(conn, "gone")
+        conn.execute(
+            """UPDATE workers SET last_seen_at = ?, jobs_done = 1234, errors = 2,
+                      info = '{"host": "closet", "device": "cuda", "slots": 4}'
+               WHERE name = 'closet-gpu'""",
+            (now - 3,),
+        )
+    panel.refresh(None)
+    assert panel.tabs.isTabVisible(panel.worker_tab)
+    assert panel.tabs.tabText(panel.worker_tab) == "Workers  1/2"  # live / enrolled
+    model = panel.worker_model
+    cells = [[model.data(model.index(r, c)) for c in range(6)] for r in range(model.rowCount())]
+    assert cells == [
+        ["closet-gpu", "closet", "cuda", "0 of 4", "just now", "1,234"],
+        ["old-laptop", "—", "—", "0 of 0", "never", "0"],
+    ]
+    library.close()
