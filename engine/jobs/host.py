@@ -318,11 +318,13 @@ class WorkerHost:
             )
             now = time.time()
             with self.catalog.write() as conn:
-                # With remote workers (a Redis broker) their running jobs are not orphans:
-                # their results may be waiting in the broker, or their leases run out.
-                shared = self.shared_broker or is_redis(self.broker_url)
-                prefix = recovery.local_owner_prefix() if shared else None
-                self.stats.recovered = recovery.recover(conn, now, prefix, self.registry)
+                prefix = recovery.local_owner_prefix() if self.shared_broker else None
+                # Remote workers' running jobs are not orphans: their results may be
+                # waiting in the broker, or their leases run out (engine/remote/owner.py).
+                keep = "remote:" if is_redis(self.broker_url) else None
+                self.stats.recovered = recovery.recover(
+                    conn, now, prefix, self.registry, keep_prefix=keep
+                )
                 self.stats.reindex_started = reindex.sync_versions(conn, self.registry, now)
                 conn.execute(
                     """INSERT INTO hosts (owner, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?)

@@ -27,11 +27,18 @@ def local_owner_prefix() -> str:
     return f"{socket.gethostname()}:"
 
 
-def _orphan_filter(now: float, owner_prefix: str | None) -> tuple[str, list[object]]:
-    if owner_prefix is None:
-        return "", []
-    # Ours (same machine, we hold the library's lock) or anyone's whose lease ran out.
-    return " AND (owner LIKE ? ESCAPE '\\' OR lease_until < ?)", [_like_prefix(owner_prefix), now]
+def _orphan_filter(
+    now: float, owner_prefix: str | None, keep_prefix: str | None = None
+) -> tuple[str, list[object]]:
+    where, params = "", []
+    if owner_prefix is not None:
+        # Ours (same machine, we hold the library's lock) or anyone's whose lease ran out.
+        where = " AND (owner LIKE ? ESCAPE '\\' OR lease_until < ?)"
+        params = [_like_prefix(owner_prefix), now]
+    if keep_prefix is not None:  # remote workers' jobs: their leases decide, not our start
+        where += " AND owner NOT LIKE ? ESCAPE '\\'"
+        params.append(_like_prefix(keep_prefix))
+    return where, params
 
 
 def _like_prefix(prefix: str) -> str:
@@ -43,14 +50,16 @@ def recover(
     now: float,
     owner_prefix: str | None = None,
     registry: StageRegistry | None = None,
+    keep_prefix: str | None = None,
 ) -> dict[str, int]:
     """Put orphaned running jobs back (or dead-letter them), forget dispatches.
 
     `owner_prefix=None` treats every running job as an orphan (a private library
     whose lock we hold); otherwise jobs of owners starting with the prefix, and
-    any job whose lease has expired."""
+    any job whose lease has expired. Jobs of owners starting with `keep_prefix` (remote
+    workers, "remote:") are left to their leases."""
     seq = next_seq(conn)
-    where, params = _orphan_filter(now, owner_prefix)
+    where, params = _orphan_filter(now, owner_prefix, keep_prefix)
     counts = _requeue_orphans(conn, where, params, seq, now, registry)
     # Token moves on: a message still in a shared broker from before runs nothing.
     counts["undispatched"] = conn.execute(

@@ -203,3 +203,78 @@ def test_a_worker_killed_mid_job_loses_its_jobs_to_the_other_after_its_lease(
     jobs_done = dict(lib.catalog.read("SELECT name, jobs_done FROM workers"))
     assert jobs_done["b"] > 0
     assert procs[1].returncode == 0  # stopped gracefully on SIGTERM
+
+
+def test_a_broker_restart_mid_run_with_remote_workers_still_completes(
+    owner_lib: tuple[Library, Crunch], redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Everything the server held (jobs for the workers, their results) is lost: the
+    leases run out and the jobs run again; nothing is lost, no result is written twice."""
+    lib, _ = owner_lib
+    lease = 3.0
+    monkeypatch.setattr(P, "LEASE_S", lease)
+    tokens = [enrol_worker(lib, "a"), enrol_worker(lib, "b")]
+    procs = [worker_process(redis_server.url, t, lease) for t in tokens]
+    host = WorkerHost(lib.root, lib.catalog, lib.registry, lib.settings)
+    try:
+        host.start()
+        wait_live(host, 2, timeout=60)
+        add_items(lib, 80)
+        deadline = time.monotonic() + 60
+        while lib.catalog.read("SELECT count(*) FROM jobs WHERE state = 'done'")[0][0] < 20:
+            assert time.monotonic() < deadline, "the workers did not start"
+            time.sleep(0.01)
+        redis_server.restart()
+        host.wait_idle(timeout=180)
+    finally:
+        host.stop()
+        for proc in procs:
+            proc.terminate()
+            proc.wait(20)
+    assert states(lib) == {"done": 80}
+    assert lib.catalog.read("SELECT count(*) FROM results WHERE stage = 'crunch'")[0][0] == 80
+    assert [p.returncode for p in procs] == [0, 0]  # they rode out the restart
+
+
+def test_an_import_completes_with_its_heavy_stage_on_two_worker_processes(
+    tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real import (files, metadata and thumbnails on the owner); the CPU-bound stage
+    on the workers, whose results carry their process ids."""
+    import json
+    import os
+
+    from engine.pipeline.registry import default_registry
+    from tests.corpus import write_jpeg
+
+    monkeypatch.setenv("SHOEBOX_BROKER", redis_server.url)
+    folder = tmp_path / "photos"
+    for i in range(12):
+        write_jpeg(folder / f"p{i:02d}.jpg", (320, 240), seed=i)
+    registry = StageRegistry([*default_registry().stages(), Crunch(rounds=2000)], [])
+    lib = Library(tmp_path / "lib", registry=registry)
+    lib.settings.workers.pool = 1
+    tokens = [enrol_worker(lib, "a"), enrol_worker(lib, "b")]
+    procs = [worker_process(redis_server.url, t, 30.0) for t in tokens]
+    host = WorkerHost(lib.root, lib.catalog, lib.registry, lib.settings)
+    try:
+        host.start()
+        wait_live(host, 2, timeout=60)
+        lib.import_paths([folder])
+        host.wait_idle(timeout=120)
+    finally:
+        host.stop()
+        for proc in procs:
+            proc.terminate()
+            proc.wait(20)
+        lib.close()
+    lib = Library(tmp_path / "lib", registry=registry)
+    try:
+        assert states(lib) == {"done": 36}  # metadata, thumbnail, crunch for 12 files
+        pids = {
+            json.loads(r[0])["pid"]
+            for r in lib.catalog.read("SELECT data FROM results WHERE stage = 'crunch'")
+        }
+        assert os.getpid() not in pids and pids <= {p.pid for p in procs}
+    finally:
+        lib.close()
