@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from huey import Huey, PriorityRedisHuey, SqliteHuey
-
 from engine.errors import ShoeboxError
-from engine.jobs.serializer import JsonSerializer
+
+if TYPE_CHECKING:  # huey is imported when a queue is made: `status` stays light
+    from huey import Huey
 
 BROKER_ENV = "SHOEBOX_BROKER"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -69,6 +69,10 @@ def redacted(url: str) -> str:
 def make_huey(name: str, library_dir: Path, url: str, library_id: str) -> Huey:
     """One queue (`interactive` or `pool`). On Redis its keys are named after the
     library, so several libraries can share one server."""
+    from huey import PriorityRedisHuey, SqliteHuey
+
+    from engine.jobs.serializer import JsonSerializer
+
     serializer = JsonSerializer()  # never pickle (engine/jobs/serializer.py)
     if not is_redis(url):
         return SqliteHuey(

@@ -241,6 +241,7 @@ def test_every_field_is_a_declared_setting() -> None:
         ("workers", "import"),
         ("workers", "batch"),
         ("workers", "learning"),
+        ("queue", "broker"),
         ("models", "embed"),
         ("models", "detect"),
         ("models", "text"),
