@@ -541,7 +541,10 @@ class WorkerHost:
             self._next_lease = mono + LEASE_RENEW_S
             with self.catalog.write() as wconn:
                 recovery.renew_leases(wconn, self.owner, now + LEASE_S)
-                expired = recovery.expire_leases(wconn, now, self.owner, self.registry)
+                keep = "remote:" if self.remote is not None else None
+                expired = recovery.expire_leases(
+                    wconn, now, self.owner, self.registry, keep_prefix=keep
+                )
                 wconn.execute(
                     "UPDATE hosts SET heartbeat_at = ?, info = ? WHERE owner = ?",
                     (now, json.dumps({"resources": self.resources.status()}), self.owner),

@@ -74,21 +74,25 @@ def expire_leases(
     now: float,
     except_owner: str,
     registry: StageRegistry | None = None,
+    keep_prefix: str | None = None,
 ) -> dict[str, int]:
-    """Running jobs of other hosts whose lease ran out: those hosts are gone."""
+    """Running jobs of other hosts whose lease ran out: those hosts are gone. Owners
+    starting with `keep_prefix` ("remote:") are expired by their dispatcher instead."""
+    where = " AND owner != ? AND lease_until < ?"
+    params: list[object] = [except_owner, now]
+    if keep_prefix is not None:
+        where += " AND owner NOT LIKE ? ESCAPE '\\'"
+        params.append(_like_prefix(keep_prefix))
     if (
         conn.execute(
-            """SELECT 1 FROM jobs INDEXED BY jobs_running
-               WHERE state = 'running' AND owner != ? AND lease_until < ? LIMIT 1""",
-            (except_owner, now),
+            f"SELECT 1 FROM jobs INDEXED BY jobs_running WHERE state = 'running'{where} LIMIT 1",
+            params,
         ).fetchone()
         is None
     ):
         return {"dead": 0, "requeued": 0, "refunded": 0}
     seq = next_seq(conn)
-    return _requeue_orphans(
-        conn, " AND owner != ? AND lease_until < ?", [except_owner, now], seq, now, registry
-    )
+    return _requeue_orphans(conn, where, params, seq, now, registry)
 
 
 def _requeue_orphans(

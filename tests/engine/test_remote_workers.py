@@ -67,11 +67,11 @@ def test_two_workers_do_the_work_and_the_owner_writes_it_once(
     lib, local_stage = owner_lib
     tokens = [enrol_worker(lib, "a"), enrol_worker(lib, "b")]
     workers = [start_worker(redis_server.url, t) for t in tokens]
-    add_items(lib, 120)
     host = WorkerHost(lib.root, lib.catalog, lib.registry, lib.settings)
     host.start()
     try:
         wait_live(host, 2)
+        add_items(lib, 120)  # with both live: the crunching is theirs
         host.wait_idle(timeout=120)
     finally:
         host.stop()
@@ -83,7 +83,7 @@ def test_two_workers_do_the_work_and_the_owner_writes_it_once(
         runs.update(stage.ran)
     assert sorted(runs) == list(range(1, 121)) and max(runs.values()) == 1
     remote = sum(len(stage.ran) for _, stage in workers)
-    assert remote >= 100  # the workers did it (the owner only before their heartbeats)
+    assert remote == 120 and local_stage.ran == []  # the workers did all of it
     assert all(len(stage.ran) > 0 for _, stage in workers)
     rows = lib.catalog.read("SELECT count(*) FROM results WHERE stage = 'crunch'")
     assert rows[0][0] == 120
