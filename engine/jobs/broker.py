@@ -69,7 +69,7 @@ def redacted(url: str) -> str:
 def make_huey(name: str, library_dir: Path, url: str, library_id: str) -> Huey:
     """One queue (`interactive` or `pool`). On Redis its keys are named after the
     library, so several libraries can share one server."""
-    from huey import PriorityRedisHuey, SqliteHuey
+    from huey import SqliteHuey
 
     from engine.jobs.serializer import JsonSerializer
 
@@ -82,20 +82,29 @@ def make_huey(name: str, library_dir: Path, url: str, library_id: str) -> Huey:
             fsync=False,
             serializer=serializer,
         )
+    # Not blocking: idle workers wait on the feeder's wake event, as with SQLite, so a
+    # stop never waits for a blocked pop and dispatch stays immediate.
+    return redis_huey(url, f"shoebox_{library_id}_{name}", blocking=False)
+
+
+def redis_huey(url: str, name: str, *, blocking: bool) -> Huey:
+    """A priority queue on the Redis server at `url`, JSON messages, no results kept."""
+    from huey import PriorityRedisHuey
     from redis import ConnectionPool
+
+    from engine.jobs.serializer import JsonSerializer
 
     # Timeouts: a broker that went away is an error in seconds, never a hung worker.
     pool = ConnectionPool.from_url(
         url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=10
     )
     return PriorityRedisHuey(
-        name=f"shoebox_{library_id}_{name}",
+        name=name,
         connection_pool=pool,
         results=False,
-        serializer=serializer,
-        # Not blocking: idle workers wait on the feeder's wake event, as with SQLite,
-        # so a stop never waits for a blocked pop and dispatch stays immediate.
-        blocking=False,
+        serializer=JsonSerializer(),
+        blocking=blocking,
+        read_timeout=1,
     )
 
 

@@ -121,7 +121,7 @@ class _Worker(Worker):  # type: ignore[misc]
         self.delay *= self.backoff
 
 
-class _EmbeddedConsumer(Consumer):  # type: ignore[misc]
+class EmbeddedConsumer(Consumer):  # type: ignore[misc]
     """Huey's consumer run from a non-main thread of our own process."""
 
     def __init__(self, huey: Huey, workers: int, wake: threading.Event) -> None:
@@ -161,7 +161,7 @@ class _Queue:
     name: str
     workers: int
     huey: Huey
-    consumer: _EmbeddedConsumer
+    consumer: EmbeddedConsumer
     wake: threading.Event
     task: Callable[..., Any]
     thread: threading.Thread | None = None
@@ -307,7 +307,7 @@ class WorkerHost:
                 self._watch_dequeue(huey)
                 task = huey.task(name=TASK_NAME)(run_jobs)
                 wake = threading.Event()
-                consumer = _EmbeddedConsumer(huey, workers, wake)
+                consumer = EmbeddedConsumer(huey, workers, wake)
                 self._queues[name] = _Queue(name, workers, huey, consumer, wake, task)
             if is_redis(self.broker_url) and _has_workers(self.catalog):
                 from engine.remote.owner import RemoteDispatcher

@@ -30,11 +30,12 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from engine.jobs import ledger
+from engine.jobs.host import EmbeddedConsumer
 from engine.pipeline.types import StageOutput
 from engine.remote import protocol as P
 from engine.remote.enrol import identity, key_lookup
 from engine.remote.signing import Envelope, Rejected, Verifier, sign
-from engine.remote.worker import _never_here, _QuietConsumer
+from engine.remote.worker import _never_here
 from engine.store.db import next_seq
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class RemoteDispatcher:
         self.live: dict[str, dict[str, Any]] = {}  # worker -> its last heartbeat (+ "at")
         self.local_only: set[int] = set()  # jobs a worker could not read: run them here
         self._lock = threading.Lock()
-        self._consumer = _QuietConsumer(self.ingest, workers=1)
+        self._consumer = EmbeddedConsumer(self.ingest, 1, threading.Event())
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:

@@ -20,9 +20,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from huey import Huey, PriorityRedisHuey
+from huey import Huey
 
-from engine.jobs.serializer import JsonSerializer
+from engine.jobs.broker import redis_huey
 from engine.pipeline.types import ItemRef
 
 INGEST_KINDS = ("lease", "result", "refusal", "heartbeat")
@@ -51,20 +51,9 @@ def task_function(handler: Callable[[str], None]) -> Callable[[str], None]:
 
 
 def remote_huey(url: str, library_id: str, queue: str) -> Huey:
-    """`compute` or `ingest` of a library, on its Redis broker."""
-    from redis import ConnectionPool
-
-    pool = ConnectionPool.from_url(
-        url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=10
-    )
-    return PriorityRedisHuey(
-        name=f"shoebox_{library_id}_{queue}",
-        connection_pool=pool,
-        results=False,
-        serializer=JsonSerializer(),
-        blocking=True,  # workers wait on the server, not on a timer
-        read_timeout=1,
-    )
+    """`compute` or `ingest` of a library, on its Redis broker; consumers wait on the
+    server (a blocking pop), not on a timer."""
+    return redis_huey(url, f"shoebox_{library_id}_{queue}", blocking=True)
 
 
 def item_to_json(item: ItemRef) -> dict[str, Any]:

@@ -20,11 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from huey import Huey
-from huey.consumer import Consumer
-
 from engine.config import Settings, parse_settings
 from engine.errors import PermanentError
+from engine.jobs.host import EmbeddedConsumer
 from engine.pipeline.registry import StageRegistry, default_registry
 from engine.pipeline.types import Stage, StageContext, StageOutput
 from engine.remote import protocol as P
@@ -90,7 +88,7 @@ class RemoteWorker:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._consumer: Consumer | None = None
+        self._consumer: EmbeddedConsumer | None = None
         import tempfile
         from pathlib import Path
 
@@ -99,7 +97,8 @@ class RemoteWorker:
     # -- life cycle --------------------------------------------------------------
 
     def start(self) -> None:
-        self._consumer = _QuietConsumer(self.compute, workers=self.slots)
+        # the host's embedded consumer: no signal handlers, a graceful request_stop
+        self._consumer = EmbeddedConsumer(self.compute, self.slots, threading.Event())
         for target, name in (
             (self._consumer.run, "compute"),
             (self._lease_loop, "leases"),
@@ -237,23 +236,6 @@ class RemoteWorker:
 
 def _never_here(message: str) -> None:  # a sender's side of a task: never run here
     raise RuntimeError("this side only sends on that queue")
-
-
-class _QuietConsumer(Consumer):  # type: ignore[misc]
-    """Huey's consumer in a thread of ours (signals are the process's main thread's)."""
-
-    def __init__(self, huey: Huey, workers: int) -> None:
-        super().__init__(huey, workers=workers, worker_type="thread", periodic=False,
-                         initial_delay=0.05, backoff=1.5, max_delay=1.0,
-                         check_worker_health=True, health_check_interval=5)  # fmt: skip
-
-    def _set_signal_handlers(self) -> None:
-        pass
-
-    def request_stop(self) -> None:
-        self._restart = False
-        self._graceful = True
-        self._signum = 2
 
 
 def run_worker_forever(worker: RemoteWorker, stop: threading.Event) -> int:
