@@ -537,6 +537,9 @@ class JobsPanel(QWidget):
         self.worker_view = _table(self.worker_model, "workerTable", self)
         self.worker_view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.worker_view.setAccessibleName("Worker hosts on other machines")
+        header = self.worker_view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.worker_tab = self.tabs.addTab(self.worker_view, "Workers")
         self.tabs.setTabVisible(self.worker_tab, False)
 
