@@ -81,7 +81,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import threading
 
     from engine.jobs.broker import BROKER_ENV, is_redis, redacted
-    from engine.remote.protocol import parse_map
+    from engine.remote.protocol import REMOTE_LANES, parse_lanes, parse_map
     from engine.remote.signing import TokenError, WorkerToken
     from engine.remote.worker import RemoteWorker, run_worker_forever
 
@@ -95,15 +95,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     try:
         token = WorkerToken.decode(text)
         path_map = [parse_map(m) for m in args.map or []]
+        lanes = parse_lanes(args.lanes) if args.lanes else REMOTE_LANES
     except (TokenError, ValueError) as exc:
         return _err(f"worker: {exc}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.set())
-    worker = RemoteWorker(broker, token, slots=args.workers, path_map=path_map, device=args.device)
+    worker = RemoteWorker(broker, token, slots=args.workers, lanes=lanes, path_map=path_map,
+                          device=args.device)  # fmt: skip
     print(f"Worker {token.worker.name} serving {token.library_id} on {redacted(broker)} "
-          f"with {args.workers} slot(s); Ctrl-C stops it.", flush=True)  # fmt: skip
+          f"with {args.workers} slot(s), lanes {','.join(lanes)}; Ctrl-C stops it.",
+          flush=True)  # fmt: skip
     return run_worker_forever(worker, stop)
 
 
@@ -119,6 +122,8 @@ def add_worker_parser(sub: Any) -> None:
                    "(default: SHOEBOX_WORKER_TOKEN)")  # fmt: skip
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)),
                    metavar="N", help="jobs at a time (default: one per core)")  # fmt: skip
+    p.add_argument("--lanes", metavar="LANE,…",
+                   help="lanes to serve: import, batch, learning (default: all)")  # fmt: skip
     p.add_argument("--device", default="auto", help="compute device for models (auto, cpu, cuda)")
     p.add_argument("--map", action="append", metavar="REMOTE=LOCAL",
                    help="the owner's folder REMOTE is LOCAL here (repeatable)")  # fmt: skip

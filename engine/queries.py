@@ -39,7 +39,7 @@ def status(conn: sqlite3.Connection) -> dict[str, Any]:
 
 def remote_workers(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """The enrolled worker hosts on other machines, from their last heartbeat (the
-    owner writes it): name, host, device, slots, current jobs, jobs done, errors."""
+    owner writes it): name, host, device, slots, lanes, current jobs, jobs done, errors."""
     import json
 
     running: dict[str, int] = {
@@ -61,6 +61,7 @@ def remote_workers(conn: sqlite3.Connection) -> list[dict[str, Any]]:
                 "host": details.get("host"),
                 "device": details.get("device"),
                 "slots": details.get("slots"),
+                "lanes": details.get("lanes"),
                 "current_jobs": running.get(str(name), 0),
                 "last_heartbeat": last_seen,
                 "jobs_done": done,

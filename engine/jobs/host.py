@@ -756,10 +756,8 @@ class WorkerHost:
             return self._feed_suspects(active, now)
         paused_sessions = ledger.paused_sessions(conn)
         sent = 0
-        remote_stages: set[str] = set()
         if self.remote is not None:
             sent += self.remote.feed(active, now)
-            remote_stages = self.remote.takes(now)  # left to the workers while they are live
         with self._guard:
             pool_room = self.settings.workers.pool * self.settings.queue_depth_per_worker - sum(
                 self._outstanding[lane] for lane in POOL_LANES
@@ -774,7 +772,8 @@ class WorkerHost:
             ready = ledger.ready_jobs(
                 conn, lane, min(room * self._max_group, 8192), now, paused_sessions
             )  # read first: an idle tick costs no lock
-            if remote_stages:
+            remote_stages = self.remote.takes(lane, now) if self.remote is not None else set()
+            if remote_stages:  # left to the workers while they are live
                 ready = [j for j in ready if j.stage not in remote_stages]
             if not ready:
                 continue

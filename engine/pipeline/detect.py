@@ -88,6 +88,7 @@ class DetectStage:
     kinds = frozenset({"photo"})
     requires: tuple[str, ...] = ("metadata", "thumbnail")
     reads_original = False
+    remote = True  # may run on a worker host elsewhere (engine/remote/codec.py)
     timeout_s: float | None = 600.0  # per batch: r18 takes seconds a preview on a 2-core CPU
 
     def __init__(self, settings: Settings, *, spec: str | None = None) -> None:
@@ -180,6 +181,32 @@ class DetectStage:
             }
             out.append(DetectOutput(data=data, detections=detections, frame=prepared.size))
         return out
+
+    # -- on a worker host elsewhere (engine/remote/codec.py) ------------------------------
+
+    def remote_files(self, item: ItemRef) -> list[str]:
+        return [thumb_relpath(item.hash, PREVIEW_PX)]
+
+    def encode_remote(self, output: StageOutput) -> dict[str, Any]:
+        assert isinstance(output, DetectOutput)
+        boxes = [[d.label, d.score, *d.box] for d in output.detections]
+        return {"data": output.data, "frame": list(output.frame), "detections": boxes}
+
+    def decode_remote(self, encoded: dict[str, Any]) -> StageOutput:
+        import math
+
+        from models.detect import Detection
+
+        detections = []
+        for label, score, x0, y0, x1, y1 in encoded["detections"]:
+            values = [float(v) for v in (score, x0, y0, x1, y1)]
+            if not all(math.isfinite(v) for v in values):
+                raise ValueError("a box that is not finite")
+            detections.append(
+                Detection(str(label), values[0], (values[1], values[2], values[3], values[4]))
+            )
+        w, h = (int(v) for v in encoded["frame"])
+        return DetectOutput(data=encoded["data"], detections=detections, frame=(w, h))
 
     def store_many(
         self,

@@ -66,6 +66,7 @@ class EmbedStage:
     # network's resize needs: ~4x less decoding for CLIP's 224 px input, and the DCT
     # scaling is a good downscale, so the vectors barely differ from a full decode.
     fast_decode = True
+    remote = True  # may run on a worker host elsewhere (engine/remote/codec.py)
 
     def __init__(self, settings: Settings, *, spec: str | None = None) -> None:
         self.settings = settings
@@ -170,6 +171,30 @@ class EmbedStage:
                 row["norm"] = norm
             out.append(EmbedOutput(data=row, vector=vectors[i], norm=norm))
         return out
+
+    # -- on a worker host elsewhere (engine/remote/codec.py) ------------------------------
+
+    def remote_files(self, item: ItemRef) -> list[str]:
+        return [thumb_relpath(item.hash, PREVIEW_PX)]
+
+    def encode_remote(self, output: StageOutput) -> dict[str, Any]:
+        from engine.remote.codec import pack_array
+
+        vector = getattr(output, "vector", None)
+        if vector is None:
+            raise ValueError("an embed result without its vector")
+        return {"data": output.data, "vector": pack_array(vector), "norm": output.data.get("norm")}
+
+    def decode_remote(self, encoded: dict[str, Any]) -> StageOutput:
+        from engine.remote.codec import CodecError, unpack_array
+
+        vector = unpack_array(encoded["vector"])
+        if vector.ndim != 1 or vector.shape[0] != int(encoded["data"].get("dim", -1)):
+            raise CodecError(f"an embed vector of shape {list(vector.shape)}")
+        norm = encoded.get("norm")
+        return EmbedOutput(
+            data=encoded["data"], vector=vector, norm=None if norm is None else float(norm)
+        )
 
     def store_many(
         self,

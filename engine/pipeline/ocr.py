@@ -53,6 +53,7 @@ class OcrStage(ItemStage):
     requires: tuple[str, ...] = ("thumbnail",)  # the gate reads the preview
     reads_original = True
     timeout_s: float | None = None  # per page instead (ocr.page_timeout_s)
+    remote = True  # may run on a worker host elsewhere (engine/remote/codec.py)
 
     def __init__(self, settings: Settings) -> None:
         self.languages_setting = settings.ocr.languages
@@ -153,6 +154,21 @@ class OcrStage(ItemStage):
                 )
             )
         return _output(pages)
+
+    # -- on a worker host elsewhere (engine/remote/codec.py) ------------------------------
+
+    def remote_files(self, item: ItemRef) -> list[str]:
+        return [thumb_relpath(item.hash, PREVIEW_PX)] if item.kind == "photo" else []
+
+    def encode_remote(self, output: StageOutput) -> dict[str, Any]:
+        pages = output.pages if isinstance(output, OcrOutput) else []
+        return {"data": output.data, "pages": [p.to_json() for p in pages]}
+
+    def decode_remote(self, encoded: dict[str, Any]) -> StageOutput:
+        from engine.ocr.types import PageText
+
+        pages = [PageText.from_json(p) for p in encoded["pages"]]
+        return OcrOutput(data=encoded["data"], pages=pages)
 
     # -- storing -------------------------------------------------------------------------
 

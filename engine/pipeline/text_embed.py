@@ -58,6 +58,7 @@ class TextEmbedStage:
     batch_size = 16  # items; their passages go through the model together
     reads_original = False
     timeout_s: float | None = 600.0
+    remote = True  # may run on a worker host elsewhere (engine/remote/codec.py)
 
     def __init__(self, settings: Settings) -> None:
         self.spec = settings.models.text
@@ -83,14 +84,23 @@ class TextEmbedStage:
         return self._reader.conn(library_dir)
 
     def prepare(self, item: ItemRef, ctx: StageContext) -> _Prepared:
+        return self._prepare_pages(item, self._pages(self._conn(ctx.library_dir), item), ctx)
+
+    @staticmethod
+    def _pages(conn: sqlite3.Connection, item: ItemRef) -> list[tuple[int, str]]:
+        rows = conn.execute(
+            "SELECT page, text FROM ocr_pages WHERE item_id = ? ORDER BY page", (item.id,)
+        )
+        return [(int(page), str(text)) for page, text in rows]
+
+    def _prepare_pages(
+        self, item: ItemRef, rows: Sequence[tuple[int, str]], ctx: StageContext
+    ) -> _Prepared:
         from engine.search.textvectors import MAX_CHUNKS, Passage
 
         model = self.holder.get(ctx)
         passages: list[Passage] = []
         texts: list[str] = []
-        rows = self._conn(ctx.library_dir).execute(
-            "SELECT page, text FROM ocr_pages WHERE item_id = ? ORDER BY page", (item.id,)
-        )
         for page, text in rows:
             for chunk in model.chunk(str(text), PASSAGE_TOKENS, PASSAGE_OVERLAP):
                 if len(passages) >= MAX_CHUNKS:
@@ -120,6 +130,37 @@ class TextEmbedStage:
             )
             at += n
         return out
+
+    # -- on a worker host elsewhere (engine/remote/codec.py) ------------------------------
+
+    def remote_payload(self, conn: sqlite3.Connection, item: ItemRef) -> dict[str, Any]:
+        return {"pages": [[page, text] for page, text in self._pages(conn, item)]}
+
+    def prepare_remote(
+        self, item: ItemRef, payload: dict[str, Any], ctx: StageContext
+    ) -> _Prepared:
+        rows = [(int(page), str(text)) for page, text in payload.get("pages", [])]
+        return self._prepare_pages(item, rows, ctx)
+
+    def encode_remote(self, output: StageOutput) -> dict[str, Any]:
+        from engine.remote.codec import pack_array
+
+        assert isinstance(output, TextEmbedOutput)
+        return {
+            "data": output.data,
+            "passages": [[p.page, p.start, p.end] for p in output.passages],
+            "vectors": None if output.vectors is None else pack_array(output.vectors),
+        }
+
+    def decode_remote(self, encoded: dict[str, Any]) -> StageOutput:
+        from engine.remote.codec import CodecError, unpack_array
+        from engine.search.textvectors import Passage
+
+        passages = [Passage(int(p), int(a), int(b)) for p, a, b in encoded["passages"]]
+        vectors = None if encoded.get("vectors") is None else unpack_array(encoded["vectors"])
+        if passages and (vectors is None or vectors.ndim != 2 or vectors.shape[0] != len(passages)):
+            raise CodecError("passage vectors that do not match the passages")
+        return TextEmbedOutput(data=encoded["data"], passages=passages, vectors=vectors)
 
     def store_many(
         self, conn: sqlite3.Connection, results: Sequence[tuple[ItemRef, StageOutput]], seq: int

@@ -1,17 +1,22 @@
 """What travels between the owner and its remote workers, and on which queues.
 
-Two Huey queues per library on the Redis broker, both carrying only signed JSON
+Huey queues per library on the Redis broker, all carrying only signed JSON
 (engine/remote/signing.py) as the one argument of one task:
 
-- `compute` (owner → workers): one message a job, signed with the library's dispatch
-  key: `{"lib", "job", "token", "attempt", "stage", "version", "item": ItemRef,
-  "settings": the library's settings (TOML tables), "lease_s"}`.
+- `compute-<lane>` (owner → workers; a worker consumes the lanes it serves), signed
+  with the library's dispatch key: one message a batch — a per-item stage's batch is
+  one job — `{"lib", "stage", "version", "lane", "settings": the library's settings
+  (TOML tables), "lease_s", "jobs": [{"job", "token", "attempt", "item": ItemRef,
+  "files": {relpath: base64}, "payload": {…}}, …]}` (engine/remote/codec.py says what
+  a stage attaches).
 - `ingest` (workers → owner, consumed only by the owner), signed with the worker's key:
   `lease` (`{"lib", "worker", "jobs": [[job, token], …]}`: started or still running),
-  `result` (`{"lib", "worker", "job", "token", "ok", "output" | "error", "permanent"}`),
-  `refusal` (`{"lib", "worker", "job", "token", "why"}`: this worker cannot read the
-  file; the job runs elsewhere) and `heartbeat` (`{"lib", "worker", "host", "device",
-  "slots", "current", "done", "errors"}`).
+  `result` (`{"lib", "worker", "results": [{"job", "token", "ok", "output" | "error",
+  "permanent"}, …]}`: one message for a batch), `refusal` (`{"lib", "worker", "jobs":
+  [[job, token], …], "why", "need"}`: this worker cannot do them — `need` is
+  "original" when it cannot read the file, "elsewhere" when it lacks the model or
+  tesseract) and `heartbeat` (`{"lib", "worker", "host", "device", "slots", "lanes",
+  "current", "done", "errors", "batch": {stage: n}, "unavailable": {stage: why}}`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from engine.jobs.broker import redis_huey
 from engine.pipeline.types import ItemRef
 
 INGEST_KINDS = ("lease", "result", "refusal", "heartbeat")
+# The lanes remote workers may serve: the interactive lane (what the user is looking
+# at now) stays on the owner, where it starts without a round trip.
+REMOTE_LANES = ("import", "batch", "learning")
 JOB_TASK = "shoebox_remote_job"
 INGEST_TASK = "shoebox_ingest"
 # A remote job's lease; the worker renews it every LEASE_RENEW_S (as BullMQ: 30 s, /3).
@@ -51,8 +59,8 @@ def task_function(handler: Callable[[str], None]) -> Callable[[str], None]:
 
 
 def remote_huey(url: str, library_id: str, queue: str) -> Huey:
-    """`compute` or `ingest` of a library, on its Redis broker; consumers wait on the
-    server (a blocking pop), not on a timer."""
+    """`compute-<lane>` or `ingest` of a library, on its Redis broker; consumers wait on
+    the server (a blocking pop), not on a timer."""
     return redis_huey(url, f"shoebox_{library_id}_{queue}", blocking=True)
 
 
@@ -81,6 +89,22 @@ def item_from_json(data: dict[str, Any], path_map: list[tuple[str, str]] | None 
         mtime_ns=None if data.get("mtime_ns") is None else int(data["mtime_ns"]),
         path_stats=tuple((int(s[0]), int(s[1])) for s in data.get("path_stats", [])),
     )
+
+
+def compute_queue(lane: str) -> str:
+    return f"compute-{lane}"
+
+
+def parse_lanes(text: str) -> tuple[str, ...]:
+    """`--lanes import,batch`: the lanes this worker serves."""
+    lanes = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    unknown = [lane for lane in lanes if lane not in REMOTE_LANES]
+    if unknown or not lanes:
+        raise ValueError(
+            f"--lanes {text!r}: name some of {', '.join(REMOTE_LANES)} "
+            "(the interactive lane always runs on the library's own machine)"
+        )
+    return lanes
 
 
 def parse_map(text: str) -> tuple[str, str]:

@@ -100,14 +100,15 @@ def test_forged_replayed_and_revoked_messages_run_nothing_and_write_nothing(
     with lib.catalog.write() as conn:
         enrol.remove_worker(conn, "gone")
     worker, stage = start_worker(redis_server.url, token)
-    compute = P.remote_huey(redis_server.url, token.library_id, "compute")
+    compute = P.remote_huey(redis_server.url, token.library_id, P.compute_queue("import"))
     send_job = compute.task(name=P.JOB_TASK)(P.task_function(lambda m: None))
     add_items(lib, 1)
     body = {
-        "lib": token.library_id, "job": 1, "token": 99, "attempt": 1, "stage": "crunch",
-        "version": "1", "settings": Settings().to_toml_dict(), "lease_s": 30,
-        "item": {"id": 1, "hash": "h00000001", "kind": "photo", "format": "jpeg", "size": 1,
-                 "paths": ["/nowhere/x.jpg"]},
+        "lib": token.library_id, "stage": "crunch", "version": "1", "lane": "import",
+        "settings": Settings().to_toml_dict(), "lease_s": 30,
+        "jobs": [{"job": 1, "token": 99, "attempt": 1, "files": {}, "payload": {},
+                  "item": {"id": 1, "hash": "h00000001", "kind": "photo", "format": "jpeg",
+                           "size": 1, "paths": ["/nowhere/x.jpg"]}}],
     }  # fmt: skip
     try:
         send_job(sign(new_key(), "job", body, token=99).decode())  # a key it does not know
@@ -133,8 +134,8 @@ def test_forged_replayed_and_revoked_messages_run_nothing_and_write_nothing(
     try:
         ingest = P.remote_huey(redis_server.url, token.library_id, "ingest")
         send = ingest.task(name=P.INGEST_TASK)(P.task_function(lambda m: None))
-        result = {"lib": token.library_id, "job": 1, "token": 1, "ok": True,
-                  "output": {"digest": "forged"}}  # fmt: skip
+        result = {"lib": token.library_id, "results": [
+            {"job": 1, "token": 1, "ok": True, "output": {"data": {"digest": "forged"}}}]}  # fmt: skip
         send(sign(revoked.worker, "result", {**result, "worker": "gone"}).decode())
         send(sign(token.worker, "result", {**result, "worker": "gone"}).decode())  # not its name
         impostor = type(token.worker)(token.worker.key_id, b"x" * 32, name="a")
