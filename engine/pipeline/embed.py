@@ -183,7 +183,8 @@ class EmbedStage:
         vector = getattr(output, "vector", None)
         if vector is None:
             raise ValueError("an embed result without its vector")
-        return {"data": output.data, "vector": pack_array(vector), "norm": output.data.get("norm")}
+        norm = getattr(output, "norm", None)
+        return {"data": output.data, "vector": pack_array(vector), "norm": norm}
 
     def decode_remote(self, encoded: dict[str, Any]) -> StageOutput:
         from engine.remote.codec import CodecError, unpack_array

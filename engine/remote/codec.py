@@ -25,7 +25,7 @@ import sqlite3
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from engine.pipeline.types import ItemRef, Stage, StageContext, StageOutput
+from engine.pipeline.types import ItemRef, StageContext, StageOutput
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,26 +40,30 @@ class CodecError(ValueError):
     """Data from the network that does not decode (it is treated as malformed)."""
 
 
+# Stages are duck-typed here (`Any`): a stage's `batch_size` may be a property, which
+# the `Stage` protocol's plain attribute does not admit.
+
+
 def is_remote(stage: Any) -> bool:
     return bool(getattr(stage, "remote", False)) and hasattr(stage, "prepare")
 
 
-def files_for(stage: Stage, item: ItemRef) -> list[str]:
+def files_for(stage: Any, item: ItemRef) -> list[str]:
     fn = getattr(stage, "remote_files", None)
     return list(fn(item)) if fn is not None else []
 
 
-def payload_for(stage: Stage, conn: sqlite3.Connection, item: ItemRef) -> dict[str, Any]:
+def payload_for(stage: Any, conn: sqlite3.Connection, item: ItemRef) -> dict[str, Any]:
     fn = getattr(stage, "remote_payload", None)
     return dict(fn(conn, item)) if fn is not None else {}
 
 
-def prepare(stage: Stage, item: ItemRef, payload: dict[str, Any], ctx: StageContext) -> Any:
+def prepare(stage: Any, item: ItemRef, payload: dict[str, Any], ctx: StageContext) -> Any:
     fn = getattr(stage, "prepare_remote", None)
     return fn(item, payload, ctx) if fn is not None else stage.prepare(item, ctx)
 
 
-def encode(stage: Stage, output: StageOutput) -> dict[str, Any]:
+def encode(stage: Any, output: StageOutput) -> dict[str, Any]:
     fn = getattr(stage, "encode_remote", None)
     if fn is not None:
         encoded: dict[str, Any] = fn(output)
@@ -69,7 +73,7 @@ def encode(stage: Stage, output: StageOutput) -> dict[str, Any]:
     return {"data": output.data}
 
 
-def decode(stage: Stage, encoded: Any) -> StageOutput:
+def decode(stage: Any, encoded: Any) -> StageOutput:
     if not isinstance(encoded, dict) or not isinstance(encoded.get("data"), dict):
         raise CodecError("a result without its data")
     fn = getattr(stage, "decode_remote", None)
@@ -87,7 +91,7 @@ def safe_relpath(relpath: str) -> PurePosixPath:
     if (
         path.is_absolute()
         or not path.parts
-        or any(part in ("", ".", "..") for part in path.parts)
+        or any(part in ("", ".", "..") for part in relpath.split("/"))
         or "\\" in relpath
         or "\x00" in relpath
     ):
@@ -119,7 +123,7 @@ def unpack_array(data: Any) -> np.ndarray:
         raise CodecError(f"an array of {dtype!r}")
     if not all(isinstance(n, int) and 0 <= n < 2**31 for n in shape):
         raise CodecError("an array with a bad shape")
-    raw = base64.b64decode(str(data.get("b64", "")), validate=True)
+    raw = unb64(data.get("b64", ""))
     array = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"))
     count = 1
     for n in shape:

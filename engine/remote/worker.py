@@ -185,6 +185,13 @@ class RemoteWorker:
         except PermanentError as exc:  # another version: none of these can run here
             self._results([_error(j, str(exc), True) for j in jobs])
             return
+        except Exception as exc:  # this machine's fault (its stages do not build): elsewhere
+            log.exception("cannot run %s here", body.get("stage"))
+            name = str(body.get("stage"))
+            self._note_unavailable(name, f"cannot run {name}: {exc}")
+            self._refuse([(int(j["job"]), int(j["token"])) for j in jobs],
+                         self.unavailable[name], "elsewhere")  # fmt: skip
+            return
         why = self._unavailable(stage)
         if why:
             self._refuse([(int(j["job"]), int(j["token"])) for j in jobs], why, "elsewhere")

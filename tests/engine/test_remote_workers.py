@@ -134,8 +134,8 @@ def test_forged_replayed_and_revoked_messages_run_nothing_and_write_nothing(
     try:
         ingest = P.remote_huey(redis_server.url, token.library_id, "ingest")
         send = ingest.task(name=P.INGEST_TASK)(P.task_function(lambda m: None))
-        result = {"lib": token.library_id, "results": [
-            {"job": 1, "token": 1, "ok": True, "output": {"data": {"digest": "forged"}}}]}  # fmt: skip
+        forged = {"job": 1, "token": 1, "ok": True, "output": {"data": {"digest": "forged"}}}
+        result = {"lib": token.library_id, "results": [forged]}
         send(sign(revoked.worker, "result", {**result, "worker": "gone"}).decode())
         send(sign(token.worker, "result", {**result, "worker": "gone"}).decode())  # not its name
         impostor = type(token.worker)(token.worker.key_id, b"x" * 32, name="a")
