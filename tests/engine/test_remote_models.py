@@ -34,7 +34,7 @@ from engine.remote.worker import RemoteWorker
 from models import weights
 from tests.doccorpus import render_page, write_text_pdf
 from tests.engine.helpers import jpeg
-from tests.engine.jobstages import add_items, fast_settings, library_with, states
+from tests.engine.jobstages import add_items, fast_settings, library_with, run_until_idle, states
 from tests.engine.remote_stages import Crunch
 from tests.models.tiny import make_tiny_open_clip
 from tests.redis_server import RedisServer
@@ -132,12 +132,7 @@ def test_embed_batches_travel_as_one_message_with_their_previews(
         jpeg(src / f"p{i:02d}.jpg", seed=i)
     lib.import_paths([src])
     # 1. The owner makes the previews; embedding waits: no weights yet.
-    host = WorkerHost(lib.root, lib.catalog, lib.registry, lib.settings)
-    host.start()
-    try:
-        host.wait_idle(timeout=60)
-    finally:
-        host.stop()
+    run_until_idle(lib, timeout=60)
     assert states(lib, "embed") == {"waiting": 12}
     # 2. A worker that cannot see the photos (its map leads nowhere) does every vector,
     # in batches of the stage's size, from the previews sent with the jobs.
