@@ -108,9 +108,7 @@ def _keep(samples: list[float], value: float, rng: random.Random) -> None:
         samples[rng.randrange(SAMPLES_PER_ROW)] = value
 
 
-def _merge(
-    old: list[float], old_n: int, new: list[float], rng: random.Random
-) -> list[float]:
+def _merge(old: list[float], old_n: int, new: list[float], rng: random.Random) -> list[float]:
     """Two samples as one of at most SAMPLES_PER_ROW, each side weighted by its count."""
     if len(old) + len(new) <= SAMPLES_PER_ROW:
         return old + new
@@ -125,7 +123,7 @@ def _quantile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    i = min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))
+    i = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return round(ordered[i], 4)
 
 

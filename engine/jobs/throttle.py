@@ -22,6 +22,7 @@ rows `throttle_*`), so the status bar can say "Background work slowed: …".
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -128,10 +129,8 @@ class SystemProbe:
     def _own_times(self) -> float:
         total = 0.0
         procs = [self._me]
-        try:
+        with contextlib.suppress(Exception):
             procs += self._me.children(recursive=True)  # tesseract, model helpers
-        except Exception:
-            pass
         for proc in procs:
             try:
                 times = proc.cpu_times()
@@ -149,10 +148,8 @@ class SystemProbe:
         ours = max(0.0, (own - self._own_cpu) / elapsed / self._cpus)
         self._own_cpu, self._at = own, now
         battery = None
-        try:
+        with contextlib.suppress(Exception):
             battery = psutil.sensors_battery()
-        except Exception:
-            pass
         on_battery = battery is not None and battery.power_plugged is False
         return Signals(
             other_cpu=min(1.0, max(0.0, machine - ours)),
@@ -263,8 +260,8 @@ class Throttle:
         if self.mode == "idle":
             idle = s.user_idle_s
             if idle is not None and idle < self.idle_after_s:
-                return Decision(0, pool, f"waiting until the computer is idle "
-                                f"(used {_ago(idle)} ago; set Background work to run now)")  # fmt: skip
+                why = f"waiting until the computer is idle (used {_ago(idle)} ago)"
+                return Decision(0, pool, why)
         if s.on_battery:
             return Decision(1, pool, "on battery: one worker")
         if s.other_cpu >= self.busy_cpu:
