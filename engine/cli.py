@@ -306,6 +306,12 @@ def cmd_work(args: argparse.Namespace) -> int:
 
     lib = _open(args)
     lib.setup_logging()
+    from engine.jobs.throttle import lower_priority
+
+    # Below the app and the user's programs, for CPU and disk (engine/jobs/throttle.py).
+    __import__("logging").getLogger("shoebox.throttle").info(
+        "priority: %s", lower_priority(lib.settings.background.nice)
+    )
     disk_full: str | None = None
     host = WorkerHost(lib.root, lib.catalog, lib.registry, lib.settings, follow_settings=True)
     stop = threading.Event()

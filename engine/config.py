@@ -128,6 +128,54 @@ class QueueSettings:
     )
 
 
+def _limits_ok(folders: bool) -> Callable[[str], bool]:
+    def ok(value: str) -> bool:
+        from engine.jobs.throttle import LimitsError, parse_limits
+
+        try:
+            parse_limits(value, folders=folders)
+        except LimitsError:
+            return False
+        return True
+
+    return ok
+
+
+@dataclass
+class BackgroundSettings:
+    """The `[background]` table: how the worker host shares the machine."""
+
+    mode: str = _setting(
+        _one_of("full", "balanced", "idle"),
+        "full: every worker runs; balanced: fewer while other programs keep the CPU busy, "
+        "one on battery; idle: only when the computer has not been used for idle_after_s",
+        "balanced",
+    )
+    idle_after_s: float = _setting(
+        _at_least(0), "in idle mode, work starts after this long without input", 120.0
+    )
+    busy_cpu: float = _setting(
+        _Rule(float, lambda v: 0 < v <= 1, "a number above 0, at most 1"),
+        "in balanced mode, back off while other programs use this share of the CPU",
+        0.5,
+    )
+    nice: int = _setting(
+        _Rule(int, lambda v: 0 <= v <= 19, "a whole number from 0 to 19"),
+        "CPU niceness of the worker host (higher yields more; its disk I/O is idle-class)",
+        10,
+    )
+    stage_limits: str = _setting(
+        _Rule(str, _limits_ok(False), "STAGE=JOBS_PER_SECOND pairs separated by ';'"),
+        'at most this many jobs a second of a stage, e.g. "ocr=2; thumbnail=20"',
+        "",
+    )
+    folder_limits: str = _setting(
+        _Rule(str, _limits_ok(True), "FOLDER=FILES_PER_SECOND pairs separated by ';'"),
+        'at most this many files a second read from a folder, e.g. "/mnt/nas=5"',
+        "",
+    )
+
+
 def _spec_ok(value: str) -> bool:
     if value == "":
         return True  # "" turns the stage off
@@ -288,6 +336,7 @@ class Settings:
     tags: TagSettings = field(default_factory=TagSettings)
     ocr: OcrSettings = field(default_factory=OcrSettings)
     labels: LabelSettings = field(default_factory=LabelSettings)
+    background: BackgroundSettings = field(default_factory=BackgroundSettings)
     queue_depth_per_worker: int = _setting(
         _whole(1),
         "messages kept in the work queue per lane, per worker: enough to keep workers "
@@ -382,6 +431,7 @@ _TABLES: dict[str, type[Any]] = {
     "tags": TagSettings,
     "ocr": OcrSettings,
     "labels": LabelSettings,
+    "background": BackgroundSettings,
 }
 
 

@@ -77,6 +77,7 @@ HOUSEKEEPING_S = 0.5
 BROKER_CHECK_S = 2.0  # how often a Redis broker is asked whether it restarted
 DISK_CHECK_S = 1.0  # how often the free space of the library's disk is looked at
 DISK_RETRY_S = 5.0  # after an ENOSPC, the first wait before trying again (doubles to 60)
+THROTTLE_CHECK_S = 2.0  # how often the background mode re-reads the machine's load
 WAKE_CHECK_S = 5.0  # how often stages with waiting jobs check whether they can run
 TIMEOUT_GRACE_S = 5.0  # a stage that ignores its deadline this long is abandoned
 REINDEX_CHUNKS_PER_TICK = 4
@@ -220,7 +221,11 @@ class WorkerHost:
         shared_broker: bool = False,
         follow_settings: bool = False,
         broker: str | None = None,
+        probe: Any = None,
     ) -> None:
+        from engine.jobs import throttle as throttling
+        from engine.jobs.metrics import MetricsRecorder
+
         self.library_dir = library_dir
         self.catalog = catalog
         self.registry = registry
@@ -255,6 +260,21 @@ class WorkerHost:
         self._unended: list[tuple[ledger.ClaimedJob, str]] = []  # ledger writes to retry
         self._undispatch: list[tuple[int, int]] = []
         self._mean_s: dict[str, float] = {}
+        # Sharing the machine (engine/jobs/throttle.py): the pool lanes' running jobs are
+        # gated by the background mode; the interactive lane never is.
+        self.probe = probe
+        self.throttle = throttling.Throttle(
+            settings.background.mode,
+            settings.workers.pool,
+            busy_cpu=settings.background.busy_cpu,
+            idle_after_s=settings.background.idle_after_s,
+        )
+        self.gate = throttling.Gate(settings.workers.pool)
+        self.decision = throttling.Decision(settings.workers.pool, settings.workers.pool)
+        self.limits = throttling.RateLimits.from_settings(settings)
+        self.metrics = MetricsRecorder()
+        self._next_throttle = 0.0
+        self._capacity_at = time.monotonic()
         self._prep_pool: ThreadPoolExecutor | None = None
         self._next_housekeeping = 0.0
         self._next_lease = 0.0
@@ -512,6 +532,9 @@ class WorkerHost:
         now = time.time()
         if self.follow_settings:
             self._follow_settings(now)
+        if force or mono >= self._next_throttle:
+            self._next_throttle = mono + THROTTLE_CHECK_S
+            self._update_throttle(mono, now)
         paused = {
             str(r[0]) for r in self.catalog.conn.execute("SELECT name FROM lanes WHERE paused = 1")
         }
@@ -665,6 +688,30 @@ class WorkerHost:
         row = self.catalog.conn.execute("SELECT value FROM meta WHERE key = 'config_gen'")
         found = row.fetchone()
         return mtime, int(found[0]) if found else 0
+
+    def _update_throttle(self, mono: float, now: float) -> None:
+        from engine.jobs.throttle import SystemProbe
+
+        if self.probe is None:
+            self.probe = SystemProbe(self.library_dir)
+        try:
+            signals = self.probe.read()
+        except Exception:
+            log.exception("reading the machine's load failed; not throttling")
+            return
+        decision = self.throttle.update(signals, os.cpu_count() or 1)
+        if decision != self.decision:
+            log.info("background work: %d of %d workers%s", decision.workers, decision.of,
+                     f" ({decision.why})" if decision.why else "")  # fmt: skip
+        self.decision = decision
+        self.gate.set_limit(decision.workers)
+        self.metrics.capacity((mono - self._capacity_at) * self.settings.workers.pool)
+        self._capacity_at = mono
+        try:
+            with self.catalog.write() as conn:
+                self.metrics.flush(conn, now)
+        except Exception:
+            log.exception("saving metrics failed; they are counted again next time")
 
     def _follow_settings(self, now: float) -> None:
         stamp = self._stamp()
@@ -878,6 +925,14 @@ class WorkerHost:
         with self._guard:
             self._handlers += 1
             ours = self._sent.pop(key, None) is not None
+        gated = lane in POOL_LANES
+        if gated and not self.gate.acquire(self._stop.is_set):
+            with self._guard:  # stopping while throttled: these run next time
+                self._undispatch.extend(pairs)
+                self._handlers -= 1
+                if ours:
+                    self._outstanding[lane] -= 1
+            return
         try:
             batched = (
                 stage in self.registry
@@ -892,6 +947,8 @@ class WorkerHost:
             log.exception("a message of %s/%s failed outside any job", lane, stage)
             raise
         finally:
+            if gated:
+                self.gate.release()
             with self._guard:
                 self._handlers -= 1
                 if ours:  # a message left in a shared broker by another run is not counted
@@ -1025,6 +1082,7 @@ class WorkerHost:
 
     def _note_duration(self, stage: str, seconds: float, n: int = 1) -> None:
         per_job = seconds / max(n, 1)
+        self.metrics.duration(stage, per_job, max(n, 1))
         old = self._mean_s.get(stage)
         self._mean_s[stage] = per_job if old is None else 0.8 * old + 0.2 * per_job
 
@@ -1101,6 +1159,8 @@ class WorkerHost:
 
     def _write_outcome(self, conn: Any, job: ledger.ClaimedJob, outcome: _Outcome) -> None:
         now = time.time()
+        if outcome.kind in ("done", "error"):
+            self.metrics.outcome(job.stage, outcome.kind == "done")
         if outcome.kind == "done":
             assert outcome.output is not None
             seq = next_seq(conn)
@@ -1381,6 +1441,7 @@ class WorkerHost:
         done: list[tuple[int, StageOutput]] = []
         for job, outcome in pairs:
             if outcome.kind == "done":
+                self.metrics.outcome(job.stage, True)
                 assert outcome.output is not None and job.item_id is not None
                 if ledger.finish_done(
                     conn, job, seq, now, version=outcome.version, registry=self.registry

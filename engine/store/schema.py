@@ -641,6 +641,29 @@ def m008_remote_workers(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m009_metrics(db: sqlite_utils.Database) -> None:
+    """Per-minute figures of each stage on each worker host (engine/jobs/metrics.py)."""
+    run_script(
+        db.conn,
+        """
+        -- One row per (minute, host, stage); stage '' is the host's own capacity row.
+        -- `samples`: up to 64 job durations (s) of that row, for p50/p95.
+        CREATE TABLE metrics (
+            minute INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            stage TEXT NOT NULL,
+            done INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            busy_s REAL NOT NULL DEFAULT 0,
+            capacity_s REAL NOT NULL DEFAULT 0,
+            samples TEXT NOT NULL DEFAULT '[]',
+            PRIMARY KEY (minute, host, stage)
+        );
+        """,
+    )
+
+
 def run_script(conn: sqlite3.Connection, script: str) -> None:
     """Run statements one by one: `executescript` would commit the open transaction,
     and a migration must apply whole or not at all."""

@@ -260,6 +260,12 @@ def test_every_field_is_a_declared_setting() -> None:
         ("labels", "debounce_s"),
         ("labels", "weak_negatives"),
         ("labels", "review_pool"),
+        ("background", "mode"),
+        ("background", "idle_after_s"),
+        ("background", "busy_cpu"),
+        ("background", "nice"),
+        ("background", "stage_limits"),
+        ("background", "folder_limits"),
     ]
     assert all(doc for _, _, doc in keys)
     for cls in (
