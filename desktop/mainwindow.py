@@ -34,10 +34,13 @@ from desktop.operations import watch as watch_ops
 from desktop.qt import (
     QAction,
     QCloseEvent,
+    QCoreApplication,
+    QEvent,
     QHBoxLayout,
     QMainWindow,
     QMessageBox,
     QModelIndex,
+    QObject,
     QSettings,
     QSplitter,
     Qt,
@@ -74,10 +77,43 @@ log = logging.getLogger("shoebox.desktop")
 
 POLL_MS = 250
 PANEL_IDLE_S = 1.0
+ACTIVITY_STAMP_S = 10.0
 
 
 class Panel(Protocol):
     def refresh(self, changes: Changes | None) -> None: ...
+
+
+class ActivityStamp(QObject):
+    """Input anywhere in the app stamps the library's `activity` file (at most every
+    `ACTIVITY_STAMP_S`): "Only when idle" waits while the user works in Shoebox, where
+    the windowing system's own idle time cannot be read."""
+
+    INPUT = frozenset(
+        {
+            QEvent.Type.KeyPress,
+            QEvent.Type.MouseButtonPress,
+            QEvent.Type.Wheel,
+            QEvent.Type.TouchBegin,
+        }
+    )
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.at = 0.0
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in self.INPUT:
+            now = time.monotonic()
+            library = self.window.library
+            if library is not None and now - self.at >= ACTIVITY_STAMP_S:
+                self.at = now
+                library_ops.note_activity(library)
+        return False
 
 
 class MainWindow(QMainWindow):
@@ -121,6 +157,8 @@ class MainWindow(QMainWindow):
         self._seq = 0
         self._labels_seq = 0
         self._panels_at = 0.0
+
+        self.activity = ActivityStamp(self)
 
         self.setWindowTitle("Shoebox")
         self.resize(1280, 820)
@@ -393,7 +431,10 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     def _update_status(self) -> None:
-        self.host_banner.refresh()
+        background = library_ops.background(self.library) if self.library is not None else None
+        self.host_banner.refresh(background)
+        if self.jobs_panel is not None:
+            self.jobs_panel.show_background(background)
         self._show_status()
         self.summary_label.recompute()  # off the GUI thread
 

@@ -48,6 +48,7 @@ STABLE_JSON_KEYS: dict[str, tuple[str, ...]] = {
         "lanes",
         "seq",
         "workers",
+        "background",
         "queue",
         "queue.items",
         "queue.total",
@@ -131,6 +132,14 @@ STABLE_JSON_KEYS: dict[str, tuple[str, ...]] = {
         "jobs_finished",
         "rate",
         "eta_s",
+    ),
+    "metrics": (
+        "window_s",
+        "stages",
+        "hosts",
+        "lanes",
+        "throughput",
+        "background",
     ),
 }
 """JSON keys scripts may rely on, per command (`shoebox COMMAND --json`); a dotted key
@@ -308,12 +317,27 @@ def cmd_work(args: argparse.Namespace) -> int:
     lib.setup_logging()
     from engine.jobs.throttle import lower_priority
 
-    # Below the app and the user's programs, for CPU and disk (engine/jobs/throttle.py).
-    __import__("logging").getLogger("shoebox.throttle").info(
-        "priority: %s", lower_priority(lib.settings.background.nice)
-    )
+    priority: dict[str, Any] = {}
+    if not args.until_idle:
+        # The background host (the app's, a terminal's): below the app and the user's
+        # programs, for CPU and disk (engine/jobs/throttle.py). `--until-idle` is a run the
+        # user waits for, in the foreground: it keeps its priority.
+        priority = lower_priority(lib.settings.background.nice)
+        __import__("logging").getLogger("shoebox.throttle").info("priority: %s", priority)
     disk_full: str | None = None
     host = WorkerHost(lib.root, lib.catalog, lib.registry, lib.settings, follow_settings=True)
+    host.priority = priority
+    metrics_server = None
+    if args.metrics_port:
+        from engine.jobs.metrics import serve_library_metrics
+
+        try:
+            metrics_server = serve_library_metrics(lib.root, args.metrics_port)
+        except OSError as exc:
+            print(f"shoebox: cannot serve metrics on 127.0.0.1:{args.metrics_port}: {exc}",
+                  file=sys.stderr)  # fmt: skip
+            lib.close()
+            return 2
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -350,6 +374,8 @@ def cmd_work(args: argparse.Namespace) -> int:
         finally:
             host.stop()
             daily.join(30.0)
+            if metrics_server is not None:
+                metrics_server.shutdown()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -493,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until-idle", action="store_true", help="exit when no work is left")
     p.add_argument("--session", type=int, help="with --until-idle: wait for this import only")
     p.add_argument("--parent-pid", type=int, help="stop when this process (the app) is gone")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve the metrics as Prometheus text on 127.0.0.1:PORT/metrics "
+                   "(default: off)")  # fmt: skip
     p.set_defaults(func=cmd_work)
 
     p = sub.add_parser("retry", parents=[json_flag], help="queue failed and dead jobs again")
@@ -516,6 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from engine.cli_labels import add_parsers as add_label_parsers
     from engine.cli_maintenance import add_parsers as add_maintenance_parsers
+    from engine.cli_metrics import add_parsers as add_metrics_parsers
     from engine.cli_models import add_parsers
     from engine.cli_search import add_parsers as add_search_parsers
     from engine.cli_selftest import add_parsers as add_selftest_parsers
@@ -527,6 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_maintenance_parsers(sub, json_flag)
     add_selftest_parsers(sub, json_flag)
     add_worker_parsers(sub, json_flag)
+    add_metrics_parsers(sub, json_flag)
     return parser
 
 

@@ -102,12 +102,34 @@ def cmd_worker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.set())
+    from engine.jobs.throttle import lower_priority
+
+    # A machine lent to the library is still someone's: yield to its other programs.
+    log = logging.getLogger("shoebox.worker")
+    log.info("priority: %s", lower_priority(args.nice))
     worker = RemoteWorker(broker, token, slots=args.workers, lanes=lanes, path_map=path_map,
                           device=args.device)  # fmt: skip
+    if args.metrics_port:
+        from engine.jobs.metrics import prometheus, serve_prometheus
+
+        def render() -> str:
+            return prometheus(worker.metrics.summary())
+
+        try:
+            server = serve_prometheus(args.metrics_port, render)
+        except OSError as exc:
+            return _err(f"worker: cannot serve metrics on 127.0.0.1:{args.metrics_port}: {exc}")
+        stop_server = server.shutdown
+    else:
+        stop_server = None
     print(f"Worker {token.worker.name} serving {token.library_id} on {redacted(broker)} "
           f"with {args.workers} slot(s), lanes {','.join(lanes)}; Ctrl-C stops it.",
           flush=True)  # fmt: skip
-    return run_worker_forever(worker, stop)
+    try:
+        return run_worker_forever(worker, stop)
+    finally:
+        if stop_server is not None:
+            stop_server()
 
 
 def add_worker_parser(sub: Any) -> None:
@@ -127,4 +149,10 @@ def add_worker_parser(sub: Any) -> None:
     p.add_argument("--device", default="auto", help="compute device for models (auto, cpu, cuda)")
     p.add_argument("--map", action="append", metavar="REMOTE=LOCAL",
                    help="the owner's folder REMOTE is LOCAL here (repeatable)")  # fmt: skip
+    p.add_argument("--nice", type=int, default=10, metavar="N",
+                   help="CPU niceness, 0-19 (default 10: other programs first; disk I/O "
+                   "is idle-class)")  # fmt: skip
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve this worker's figures as Prometheus text on "
+                   "127.0.0.1:PORT/metrics (default: off)")  # fmt: skip
     p.set_defaults(func=cmd_worker)

@@ -149,7 +149,7 @@ class BackgroundSettings:
         _one_of("full", "balanced", "idle"),
         "full: every worker runs; balanced: fewer while other programs keep the CPU busy, "
         "one on battery; idle: only when the computer has not been used for idle_after_s",
-        "balanced",
+        factory=lambda: os.environ.get("SHOEBOX_BACKGROUND", "balanced"),
     )
     idle_after_s: float = _setting(
         _at_least(0), "in idle mode, work starts after this long without input", 120.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from engine.progress import lane_counts
 # A photo with no date of its own gets its file's modification time: shown as what it
 # is (a guess: copying a folder changes it), never as "taken".
 GUESSED_DATE_SOURCE = "file-mtime"
+LIVE_HOST_S = 30.0  # a host whose heartbeat is this recent is running
 
 
 def status(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -34,7 +36,27 @@ def status(conn: sqlite3.Connection) -> dict[str, Any]:
         "lanes": lanes,
         "seq": int(conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0]),
         "workers": remote_workers(conn),
+        "background": host_background(conn),
     }
+
+
+def host_background(conn: sqlite3.Connection, now: float | None = None) -> dict[str, Any] | None:
+    """What the library's running worker host says of its background mode (its
+    heartbeat, engine/jobs/throttle.py): mode, workers of, throttled, why, running,
+    priority, rate_limited_s. None when no host is running."""
+    now = time.time() if now is None else now
+    for (info,) in conn.execute(
+        """SELECT info FROM hosts WHERE stopped_at IS NULL AND heartbeat_at > ?
+           ORDER BY heartbeat_at DESC""",
+        (now - LIVE_HOST_S,),
+    ):
+        try:
+            found = json.loads(info or "{}").get("background")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(found, dict):
+            return found
+    return None
 
 
 def remote_workers(conn: sqlite3.Connection) -> list[dict[str, Any]]:

@@ -20,6 +20,9 @@ os.environ.setdefault("SHOEBOX_MODELS_DIR", f"/tmp/shoebox-test-models-{os.getpi
 # New libraries start without model stages unless a test asks for them (tests of the
 # job core count jobs; the model tests build their own registries or settings).
 os.environ["SHOEBOX_NO_MODELS"] = "1"
+# Counting tests need every worker: a busy CI machine must not make balanced mode cut
+# them. The throttle's own tests set the mode they test.
+os.environ["SHOEBOX_BACKGROUND"] = "full"
 
 REPO = Path(__file__).resolve().parent.parent
 

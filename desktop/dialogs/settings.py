@@ -72,6 +72,15 @@ STATUS_COLOURS = {
     "failed": BADGE_COLOURS["failed"],
 }
 STATUS_REFRESH_MS = 2000
+BACKGROUND_MODES = (
+    ("full", "Full speed", "Every worker runs, whatever else the computer is doing"),
+    (
+        "balanced",
+        "Balanced",
+        "Fewer workers while other programs keep the CPU busy, and one on battery",
+    ),
+    ("idle", "Only when idle", "Work runs only when the computer has not been used for a while"),
+)
 
 
 def device_name(device: str | None) -> str:
@@ -145,6 +154,25 @@ class SettingsDialog(QDialog):
             spin.setAccessibleName(f"{lane} workers")
             self.workers[lane] = spin
             form.addRow(f"{lane.capitalize()} workers:", spin)
+        self.background = QComboBox()
+        self.background.setObjectName("backgroundMode")
+        for key, text, tip in BACKGROUND_MODES:
+            self.background.addItem(text, key)
+            self.background.setItemData(
+                self.background.count() - 1, tip, Qt.ItemDataRole.ToolTipRole
+            )
+        self.background.setCurrentIndex(max(0, self.background.findData(settings.background.mode)))
+        self.background.setAccessibleName("Background work")
+        form.addRow("Background work:", self.background)
+        self.folder_limits = QLineEdit(settings.background.folder_limits)
+        self.folder_limits.setObjectName("folderLimits")
+        self.folder_limits.setPlaceholderText("none — e.g. /mnt/nas=5")
+        self.folder_limits.setToolTip(
+            "At most this many files a second are read from a folder (a network share, a "
+            "slow drive): FOLDER=FILES_PER_SECOND, several separated by ';'"
+        )
+        self.folder_limits.setAccessibleName("Folder read limits")
+        form.addRow("Read at most (files/s):", self.folder_limits)
         layout.addLayout(form)
         layout.addWidget(self._models_box())
 
@@ -267,6 +295,8 @@ class SettingsDialog(QDialog):
         settings = self.library.settings
         values["detect.min_score"] = _fraction_text(self.detect_min, settings.detect.min_score)
         values["tags.min_score"] = _fraction_text(self.tags_min, settings.tags.min_score)
+        values["background.mode"] = str(self.background.currentData())
+        values["background.folder_limits"] = self.folder_limits.text().strip()
         return values
 
     def problem(self) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from engine.config import Settings, WorkerSettings, load_settings, save_settings
 from engine.errors import SettingsError
@@ -74,6 +75,7 @@ def apply_settings(
     # In place: other parts of the app hold this object.
     settings.workers = new.workers
     settings.models, settings.detect, settings.tags = new.models, new.detect, new.tags
+    settings.background = new.background
     settings.device = device
     if models_changed:
         library.apply_settings()
@@ -88,3 +90,17 @@ def look_at(library: Library, item_id: int) -> int:
 def retry_items(library: Library, item_ids: Sequence[int]) -> int:
     """Queue the failed and dead stages of these items again."""
     return library.retry(item_ids=list(item_ids))
+
+
+def background(library: Library) -> dict[str, Any] | None:
+    """What the running worker host says of its background mode (None: not running)."""
+    from engine.queries import host_background
+
+    return host_background(library.catalog.conn)
+
+
+def note_activity(library: Library) -> None:
+    """The user touched the app: "Only when idle" waits (engine/jobs/throttle.py)."""
+    from engine.jobs.throttle import note_activity as stamp
+
+    stamp(library.root)

@@ -4,9 +4,11 @@ or finds another Shoebox already processing the library."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from desktop.hostcontrol import HostControl
 from desktop.qt import QLabel, QWidget, Signal
+from desktop.views.speed_view import background_text
 
 log = logging.getLogger("shoebox.desktop")
 
@@ -37,16 +39,23 @@ class HostBanner(QLabel):
             host.started.connect(lambda _pid: self.refresh())
         self.refresh()
 
-    def refresh(self) -> None:
+    def refresh(self, background: dict[str, Any] | None = None) -> None:
+        """`background`: the host's heartbeat entry (engine.queries.host_background)."""
         host = self.host
+        slowed = ""
         if host is None:
             self.setText("")
         elif host.is_locked_out:
             self.setText("Worker: another Shoebox is processing this library")
         elif host.running:
-            self.setText("Worker running")
+            slowed = throttled_text(background)
+            self.setText(slowed or "Worker running")
         else:
             self.setText("Worker stopped")
+        self.setEnabled(bool(slowed))  # muted unless it says something the user can act on
+        self.setToolTip(
+            f"{background_text(background)}. Change it in Settings (Ctrl+,)." if slowed else ""
+        )
 
     def _restarted(self, code: int) -> None:
         self.notice.emit(HOST_DIED)
@@ -56,3 +65,13 @@ class HostBanner(QLabel):
     def _locked(self) -> None:
         self.notice.emit(HOST_LOCKED)
         self.refresh()
+
+
+def throttled_text(background: dict[str, Any] | None) -> str:
+    """ "Background work slowed: on battery: one worker", or "" when not throttled."""
+    if not background or not background.get("throttled"):
+        return ""
+    why = str(background.get("why") or "")
+    if int(background.get("workers") or 0) == 0:
+        return f"Background work paused: {why}" if why else "Background work paused"
+    return f"Background work slowed: {why}" if why else "Background work slowed"

@@ -49,6 +49,7 @@ from desktop.qt import (
 )
 from desktop.views.grid import BADGE_COLOURS
 from desktop.views.imports_panel import Confirm, ImportsPanel, StatusSummary, ask
+from desktop.views.speed_view import SpeedView
 from desktop.views.waiting_banner import WaitingBanner
 from engine import progress
 from engine.config import LANES
@@ -542,6 +543,11 @@ class JobsPanel(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.worker_tab = self.tabs.addTab(self.worker_view, "Workers")
         self.tabs.setTabVisible(self.worker_tab, False)
+        # Throughput over the last hour and each stage's timings (engine/jobs/metrics.py).
+        self.speed_view = SpeedView(self)
+        self.speed_tab = self.tabs.addTab(self.speed_view, "Speed")
+        self.tabs.currentChanged.connect(lambda _i: self._refresh_speed(force=True))
+        self._background: dict[str, Any] | None = None
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 12, 12, 12)
@@ -599,10 +605,21 @@ class JobsPanel(QWidget):
         ):
             self._problem_total = total_problems
             self._refresh_problems()
+        self._refresh_speed()
         if self._first:
             self._first = False
             if total_problems and not running:
                 self.tabs.setCurrentIndex(1)  # opened after the work: what needs attention
+
+    def show_background(self, background: dict[str, Any] | None) -> None:
+        """The host's background mode (the main window reads it for the status bar)."""
+        self._background = background
+        if self.tabs.currentWidget() is self.speed_view:
+            self.speed_view.show_background(background)
+
+    def _refresh_speed(self, force: bool = False) -> None:
+        if self.isVisible() and self.tabs.currentWidget() is self.speed_view:
+            self.speed_view.refresh(self.library.catalog.conn, self._background, force=force)
 
     def _refresh_problems(self) -> None:
         self._problems_at = time.monotonic()

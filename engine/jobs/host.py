@@ -77,6 +77,7 @@ HOUSEKEEPING_S = 0.5
 BROKER_CHECK_S = 2.0  # how often a Redis broker is asked whether it restarted
 DISK_CHECK_S = 1.0  # how often the free space of the library's disk is looked at
 DISK_RETRY_S = 5.0  # after an ENOSPC, the first wait before trying again (doubles to 60)
+LOCAL_HOST = "local"  # the metrics' name for this host (engine/jobs/metrics.LOCAL)
 THROTTLE_CHECK_S = 2.0  # how often the background mode re-reads the machine's load
 WAKE_CHECK_S = 5.0  # how often stages with waiting jobs check whether they can run
 TIMEOUT_GRACE_S = 5.0  # a stage that ignores its deadline this long is abandoned
@@ -263,15 +264,10 @@ class WorkerHost:
         # Sharing the machine (engine/jobs/throttle.py): the pool lanes' running jobs are
         # gated by the background mode; the interactive lane never is.
         self.probe = probe
-        self.throttle = throttling.Throttle(
-            settings.background.mode,
-            settings.workers.pool,
-            busy_cpu=settings.background.busy_cpu,
-            idle_after_s=settings.background.idle_after_s,
-        )
         self.gate = throttling.Gate(settings.workers.pool)
         self.decision = throttling.Decision(settings.workers.pool, settings.workers.pool)
-        self.limits = throttling.RateLimits.from_settings(settings)
+        self._apply_background(settings)
+        self.priority: dict[str, Any] = {}  # what `shoebox work` applied (nice, io class)
         self.metrics = MetricsRecorder()
         self._next_throttle = 0.0
         self._capacity_at = time.monotonic()
@@ -570,7 +566,11 @@ class WorkerHost:
                 )
                 wconn.execute(
                     "UPDATE hosts SET heartbeat_at = ?, info = ? WHERE owner = ?",
-                    (now, json.dumps({"resources": self.resources.status()}), self.owner),
+                    (
+                        now,
+                        self._host_info(),
+                        self.owner,
+                    ),
                 )
             if any(expired.values()):
                 log.warning("jobs of hosts whose lease expired: %s", expired)
@@ -703,6 +703,7 @@ class WorkerHost:
         if decision != self.decision:
             log.info("background work: %d of %d workers%s", decision.workers, decision.of,
                      f" ({decision.why})" if decision.why else "")  # fmt: skip
+        changed = decision != self.decision
         self.decision = decision
         self.gate.set_limit(decision.workers)
         self.metrics.capacity((mono - self._capacity_at) * self.settings.workers.pool)
@@ -710,8 +711,43 @@ class WorkerHost:
         try:
             with self.catalog.write() as conn:
                 self.metrics.flush(conn, now)
+                if changed:  # the status bar says so now, not at the next heartbeat
+                    conn.execute(
+                        "UPDATE hosts SET info = ? WHERE owner = ?", (self._host_info(), self.owner)
+                    )
         except Exception:
             log.exception("saving metrics failed; they are counted again next time")
+
+    def _apply_background(self, settings: Settings) -> None:
+        """The `[background]` table: the mode (a new one decides at the next check) and
+        the rate limits (kept when unchanged: their buckets hold the current pace)."""
+        from engine.jobs import throttle as throttling
+
+        bg = settings.background
+        key = (bg.mode, settings.workers.pool, bg.busy_cpu, bg.idle_after_s)
+        if getattr(self, "_background_key", None) != key:
+            self._background_key = key
+            self.throttle = throttling.Throttle(
+                bg.mode, settings.workers.pool, busy_cpu=bg.busy_cpu, idle_after_s=bg.idle_after_s
+            )
+            self._next_throttle = 0.0
+        limits_key = (bg.stage_limits, bg.folder_limits)
+        if getattr(self, "_limits_key", None) != limits_key:
+            self._limits_key = limits_key
+            self.limits = throttling.RateLimits.from_settings(settings)
+
+    def _host_info(self) -> str:
+        return json.dumps({"resources": self.resources.status(), "background": self.background()})
+
+    def background(self) -> dict[str, Any]:
+        """The host's heartbeat `background` entry: `status --json`, the status bar."""
+        return {
+            "mode": self.throttle.mode,
+            **self.decision.to_json(),
+            "running": self.gate.running,
+            "priority": self.priority,
+            "rate_limited_s": round(self.limits.waited_s, 3),
+        }
 
     def _follow_settings(self, now: float) -> None:
         stamp = self._stamp()
@@ -729,6 +765,7 @@ class WorkerHost:
         changed = registry.versions() != self.registry.versions()
         self.settings = settings
         self.resources.idle_release_s = settings.model_idle_release_s
+        self._apply_background(settings)
         if not changed:
             return
         log.info("settings changed: stages are now %s", registry.versions())
@@ -1035,6 +1072,8 @@ class WorkerHost:
             stage = self.registry.get(job.stage)
             if stage.reads_original and not item.paths:
                 raise PermanentError(CHANGED_REASON)
+            if self.limits and job.lane in POOL_LANES:
+                self.limits.wait(job.stage, item.paths, stage.reads_original, control.check)
             prepared = stage.prepare(item, ctx)
             control.check()
             [result] = stage.run_batch([prepared], ctx)
@@ -1157,10 +1196,12 @@ class WorkerHost:
             log.exception("claiming job %s failed; it will be dispatched again", pair[0])
             return None
 
-    def _write_outcome(self, conn: Any, job: ledger.ClaimedJob, outcome: _Outcome) -> None:
+    def _write_outcome(
+        self, conn: Any, job: ledger.ClaimedJob, outcome: _Outcome, host: str = LOCAL_HOST
+    ) -> None:
         now = time.time()
         if outcome.kind in ("done", "error"):
-            self.metrics.outcome(job.stage, outcome.kind == "done")
+            self.metrics.outcome(job.stage, outcome.kind == "done", host=host)
         if outcome.kind == "done":
             assert outcome.output is not None
             seq = next_seq(conn)
@@ -1336,6 +1377,13 @@ class WorkerHost:
             if stage.reads_original and not item.paths:
                 outcomes[i] = _Outcome("error", reason=CHANGED_REASON, permanent=True)
                 continue
+            if self.limits and job.lane in POOL_LANES and ctx.control is not None:
+                try:
+                    check = ctx.control.check
+                    self.limits.wait(stage.name, item.paths, stage.reads_original, check)
+                except JobInterrupted as exc:
+                    outcomes[i] = _Outcome("interrupted", why=exc.why, reason=str(exc))
+                    continue
             futures.append((i, self._prep_pool.submit(stage.prepare, item, ctx)))
         prepared: list[tuple[int, Any]] = []
         for i, future in futures:
@@ -1434,14 +1482,20 @@ class WorkerHost:
             log.exception("failing the waiting jobs of changed item %s failed", job.item_id)
 
     def _write_batch(
-        self, conn: Any, stage: Stage, pairs: list[tuple[ledger.ClaimedJob, _Outcome]]
+        self,
+        conn: Any,
+        stage: Stage,
+        pairs: list[tuple[ledger.ClaimedJob, _Outcome]],
+        host: str = LOCAL_HOST,
     ) -> None:
+        """End a batch's jobs in the caller's transaction; `host` is whose work it was
+        (a remote worker's name, for the metrics)."""
         seq = next_seq(conn)
         now = time.time()
         done: list[tuple[int, StageOutput]] = []
         for job, outcome in pairs:
             if outcome.kind == "done":
-                self.metrics.outcome(job.stage, True)
+                self.metrics.outcome(job.stage, True, host=host)
                 assert outcome.output is not None and job.item_id is not None
                 if ledger.finish_done(
                     conn, job, seq, now, version=outcome.version, registry=self.registry
@@ -1449,7 +1503,7 @@ class WorkerHost:
                     self._requeue_if_stale(conn, job, outcome.version, seq)
                     done.append((job.item_id, outcome.output))
             else:
-                self._write_outcome(conn, job, outcome)
+                self._write_outcome(conn, job, outcome, host)
         if done:
             items = load_item_refs(self.catalog, [item_id for item_id, _ in done], conn)
             stage.store_many(conn, [(items[item_id], out) for item_id, out in done], seq)

@@ -14,13 +14,18 @@ renders the same figures as Prometheus text.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("shoebox.metrics")
 
 WINDOW_S = 24 * 3600  # what the catalog keeps
 SAMPLES_PER_ROW = 64
@@ -171,9 +176,14 @@ def summary(
         for name, h in sorted(hosts.items())
     }
     lanes: dict[str, dict[str, int]] = {}
+    has_ledger = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'job_counts'"
+    ).fetchone()
     for lane, state, n in conn.execute(
         "SELECT lane, state, sum(n) FROM job_counts WHERE state IN ('queued', 'running', "
         "'waiting') GROUP BY lane, state"
+        if has_ledger
+        else "SELECT 1, 2, 3 WHERE 0"  # a remote worker's figures: it has no queue of its own
     ):
         lanes.setdefault(str(lane), {"queued": 0, "running": 0, "waiting": 0})[str(state)] = int(n)
     return {
@@ -233,3 +243,94 @@ def prometheus(data: dict[str, Any], extra: Iterable[tuple[str, str, float]] = (
 
 def _esc(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+# -- where no catalog is: a remote worker keeps its figures in memory ------------------------
+
+METRICS_TABLE = """CREATE TABLE metrics (
+    minute INTEGER NOT NULL, host TEXT NOT NULL, stage TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+    busy_s REAL NOT NULL DEFAULT 0, capacity_s REAL NOT NULL DEFAULT 0,
+    samples TEXT NOT NULL DEFAULT '[]', PRIMARY KEY (minute, host, stage))"""
+
+
+class MemoryMetrics:
+    """A recorder and its own in-memory `metrics` table (the catalog's shape), so a
+    worker host with no catalog reports the same summary."""
+
+    def __init__(self) -> None:
+        self.recorder = MetricsRecorder()
+        self._conn = sqlite3.connect(":memory:", check_same_thread=False)
+        self._conn.execute(METRICS_TABLE)
+        self._lock = threading.Lock()
+
+    def summary(self, window_s: float = 3600.0) -> dict[str, Any]:
+        with self._lock:
+            self.recorder.flush(self._conn)
+            return summary(self._conn, window_s)
+
+
+# -- Prometheus text on a loopback port ---------------------------------------------------
+
+
+def serve_prometheus(port: int, render: Callable[[], str]) -> ThreadingHTTPServer:
+    """`GET /metrics` on 127.0.0.1:`port` only — the figures name stages and hosts, so
+    they are not offered to the network; a scraper elsewhere goes through a tunnel or
+    a local agent. Runs on a daemon thread; `.shutdown()` stops it."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] not in ("/metrics", "/"):
+                self.send_error(404, "see /metrics")
+                return
+            try:
+                body = render().encode()
+            except Exception as exc:
+                log.exception("rendering the metrics failed")
+                self.send_error(500, str(exc))
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # scrapes are not news
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    log.info("metrics on http://127.0.0.1:%d/metrics", server.server_address[1])
+    return server
+
+
+def library_summary(root: Path, window_s: float = 3600.0) -> dict[str, Any]:
+    """The summary from a library's catalog, read-only, plus the host's background mode."""
+    from engine.queries import host_background
+
+    conn = sqlite3.connect(f"file:{root / 'catalog.db'}?mode=ro", uri=True)
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        data = summary(conn, window_s)
+        data["background"] = host_background(conn)
+        return data
+    finally:
+        conn.close()
+
+
+def background_gauges(background: dict[str, Any] | None) -> list[tuple[str, str, float]]:
+    if not background:
+        return []
+    return [
+        ("shoebox_background_workers", "", float(background.get("workers", 0))),
+        ("shoebox_background_throttled", "", 1.0 if background.get("throttled") else 0.0),
+    ]
+
+
+def serve_library_metrics(root: Path, port: int) -> ThreadingHTTPServer:
+    def render() -> str:
+        data = library_summary(root)
+        return prometheus(data, background_gauges(data.get("background")))
+
+    return serve_prometheus(port, render)

@@ -101,6 +101,19 @@ def io_priority_class(pid: int) -> int | None:
 # -- what the machine is doing -----------------------------------------------------------
 
 
+def note_activity(library_dir: Path) -> None:
+    """The user used the app now: where the X server's idle time is not known (Wayland,
+    macOS, Windows here), this stamp is what "Only when idle" goes by."""
+    path = library_dir / ACTIVITY_FILE
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        with contextlib.suppress(OSError):
+            path.touch()
+    except OSError:
+        pass
+
+
 @dataclass(frozen=True)
 class Signals:
     """One reading: what other programs use of the CPU (0..1 of the whole machine), the

@@ -370,7 +370,11 @@ class RemoteDispatcher:
                 with self._lock:
                     self.attach_original.discard(job.id)
             for name, pairs in by_stage.items():
-                host._write_batch(conn, host.registry.get(name), pairs)
+                host._write_batch(conn, host.registry.get(name), pairs, worker)
+            for job, result in jobs:  # the worker's own timing: its share of the batch
+                seconds = result.get("seconds")
+                if isinstance(seconds, (int, float)) and 0 <= seconds < 86400:
+                    host.metrics.duration(job.stage, float(seconds), host=worker)
             done = sum(len(p) for p in by_stage.values()) - errors
             conn.execute(
                 "UPDATE workers SET jobs_done = jobs_done + ?, errors = errors + ? WHERE name = ?",

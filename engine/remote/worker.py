@@ -20,6 +20,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 from engine.config import Settings, parse_settings
 from engine.errors import PermanentError, WaitingError
 from engine.jobs.host import EmbeddedConsumer
+from engine.jobs.metrics import MemoryMetrics
 from engine.jobs.resources import ResourcePool
 from engine.pipeline.registry import StageRegistry, default_registry
 from engine.pipeline.types import ItemRef, Stage, StageContext
@@ -97,6 +99,7 @@ class RemoteWorker:
         self.device = device
         self.registry_factory = registry_factory
         self.stats = WorkerStats()
+        self.metrics = MemoryMetrics()  # `--metrics-port`: this machine's own figures
         self.resources = ResourcePool()  # one copy of each model in this process
         self.computes = {
             lane: P.remote_huey(broker, token.library_id, P.compute_queue(lane)) for lane in lanes
@@ -225,7 +228,11 @@ class RemoteWorker:
                 self._note_unavailable(stage.name, str(exc))
             except Exception as exc:
                 results.append(self._failure(stage, entry, exc))
+        started = time.monotonic()
         outputs = _run_bisected(stage, [p for _, p in prepared], ctx)
+        share = (time.monotonic() - started) / max(1, len(prepared))
+        if prepared:
+            self.metrics.recorder.duration(stage.name, share, len(prepared))
         for (entry, _), out in zip(prepared, outputs, strict=True):
             if isinstance(out, WaitingError):
                 waiting.append((entry.job, entry.token))
@@ -241,7 +248,9 @@ class RemoteWorker:
                 results.append(self._failure(stage, entry, exc))
                 continue
             self.stats.done += 1
-            results.append({"job": entry.job, "token": entry.token, "ok": True, "output": encoded})
+            self.metrics.recorder.outcome(stage.name, True)
+            results.append({"job": entry.job, "token": entry.token, "ok": True,
+                            "output": encoded, "seconds": round(share, 4)})  # fmt: skip
         if waiting:
             self._refuse(waiting, self.unavailable.get(stage.name, "not ready here"), "elsewhere")
         if results:
@@ -266,6 +275,7 @@ class RemoteWorker:
 
     def _failure(self, stage: Stage, entry: _Entry, exc: BaseException) -> dict[str, Any]:
         self.stats.errors += 1
+        self.metrics.recorder.outcome(stage.name, False)
         if isinstance(exc, PermanentError):
             return {"job": entry.job, "token": entry.token, "ok": False, "error": str(exc),
                     "permanent": True}  # fmt: skip
@@ -340,9 +350,13 @@ class RemoteWorker:
                     log.warning("could not renew %d leases; trying again", len(jobs))
 
     def _heartbeat_loop(self) -> None:
+        at = time.monotonic()
         while not self._stop.is_set():
             self._heartbeat()
             self._stop.wait(P.HEARTBEAT_S)
+            now = time.monotonic()
+            self.metrics.recorder.capacity((now - at) * self.slots)  # for utilisation
+            at = now
 
     def _heartbeat(self, final: bool = False) -> None:
         with self._lock:
