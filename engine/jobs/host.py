@@ -413,8 +413,12 @@ class WorkerHost:
         self._undispatch_pending()
         if self._prep_pool is not None:
             self._prep_pool.shutdown(wait=False, cancel_futures=True)
+        mono = time.monotonic()
+        self.metrics.capacity((mono - self._capacity_at) * self.settings.workers.pool)
+        self._capacity_at = mono
         try:
             with self.catalog.write() as conn:
+                self.metrics.flush(conn)  # what was counted since the last check
                 conn.execute(
                     "UPDATE hosts SET stopped_at = ?, heartbeat_at = ? WHERE owner = ?",
                     (time.time(), time.time(), self.owner),
@@ -979,7 +983,7 @@ class WorkerHost:
             if batched:
                 self._run_batch_message(self.registry.get(stage), pairs)
                 return
-            self._run_sequence(pairs)
+            self._run_sequence(pairs, gated)
         except BaseException:
             log.exception("a message of %s/%s failed outside any job", lane, stage)
             raise
@@ -995,7 +999,7 @@ class WorkerHost:
     # per-item and task jobs: one after another, finishing one and claiming the next
     # in a single transaction
 
-    def _run_sequence(self, pairs: list[tuple[int, int]]) -> None:
+    def _run_sequence(self, pairs: list[tuple[int, int]], gated: bool = False) -> None:
         pending = list(pairs)
         job: ledger.ClaimedJob | None = None
         try:
@@ -1003,8 +1007,10 @@ class WorkerHost:
                 job = self._claim(pending.pop(0))
             while job is not None:
                 outcome = self._run_one(job, pending)
-                if outcome.why == "disk_full" and pending:
-                    with self._guard:  # the rest of the message waits for room
+                # The rest of the message waits for room on disk, or — throttled since it
+                # began — for a worker: a cut takes effect after the job, not the message.
+                if pending and (outcome.why == "disk_full" or (gated and self.gate.over())):
+                    with self._guard:
                         self._undispatch.extend(pending)
                     pending.clear()
                 job = self._end(job, outcome, claim_next=pending)

@@ -333,6 +333,11 @@ class Gate:
             self.peak = max(self.peak, self.running)
             return True
 
+    def over(self) -> bool:
+        """More running than the limit allows (it was cut meanwhile)."""
+        with self._cond:
+            return self.running > self._limit
+
     def release(self) -> None:
         with self._cond:
             self.running -= 1
