@@ -231,6 +231,7 @@ def test_commands_emit_their_stable_json_keys(
         "similar": _similar_output(capsys, lib),
         **_label_outputs(capsys, lib),
         "doctor": [run(capsys, "--library", lib, "doctor", "--json")],
+        "metrics": [run(capsys, "--library", lib, "metrics", "--json")],
     }
     assert emitted.keys() == cli.STABLE_JSON_KEYS.keys()
     for command, objects in emitted.items():

@@ -178,8 +178,10 @@ def test_only_when_idle_waits_while_the_user_works_but_not_the_interactive_lane(
         last = int(lib.catalog.read("SELECT max(item_id) FROM jobs WHERE state = 'queued'")[0][0])
         assert lib.prioritize([last]) == 1
         wait_for(
-            lambda: lib.catalog.read("SELECT state FROM jobs WHERE item_id = ?", (last,))[0][0]
-            == "done",
+            lambda: (
+                lib.catalog.read("SELECT state FROM jobs WHERE item_id = ?", (last,))[0][0]
+                == "done"
+            ),
             20,
             "the interactive job",
         )
