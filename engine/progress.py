@@ -47,6 +47,8 @@ failed, dead, cancelled, skipped — and `waiting` (for a model that is not here
 import is finished without it, and goes on when the model comes)."""
 FINISHED_STATES: tuple[str, ...] = tuple(s for s in TERMINAL if s != "cancelled")
 """What counts towards a rate: every ended state but cancelled (no work was done)."""
+FINISHED_CONDITION = "state IN ('done', 'failed', 'dead', 'skipped')"
+"""FINISHED_STATES as the `jobs_finished` partial index spells them (schema m010)."""
 ACTIVE_SESSION_STATES = ("scanning", "processing")
 SESSION_LANE = {"import": "import", "reindex": "batch"}
 """The lane a session's jobs are created in, by session kind."""
@@ -170,15 +172,14 @@ def _recent_finished(
     million items made each poll take 60 ms), and the cost never depends on the size
     of the ledger. `seq_floor` is accepted for callers that track it.
     """
-    marks = ",".join("?" * len(FINISHED_STATES))
     rows = conn.execute(
         f"""SELECT coalesce(session_id, 0), count(*), min(coalesce(started_at, finished_at)),
                    min(finished_at)
             FROM (SELECT session_id, started_at, finished_at FROM jobs INDEXED BY jobs_finished
-                  WHERE finished_at >= ? AND finished_at <= ? AND +state IN ({marks})
+                  WHERE finished_at >= ? AND finished_at <= ? AND {FINISHED_CONDITION}
                   ORDER BY finished_at DESC LIMIT ?)
             GROUP BY 1""",
-        (now - window_s, now, *FINISHED_STATES, RATE_SAMPLE),
+        (now - window_s, now, RATE_SAMPLE),
     ).fetchall()
     capped = sum(int(r[1]) for r in rows) >= RATE_SAMPLE
     sample_start = min((float(r[3]) for r in rows), default=now)

@@ -313,7 +313,12 @@ def _unchanged(lib: Library, path: str, st: os.stat_result) -> bool:
 
 def _inotify_watch_count(observer: BaseObserver) -> int | None:
     """How many inotify watches the observer's inotify instance holds (Linux), or None."""
-    inotify = getattr(observer, "_inotify_fd", None)
+    if not hasattr(observer, "_inotify_fd"):
+        return None
+    inotify = observer._inotify_fd
+    if inotify is None:
+        # watchdog >= 7.1.1 opens its inotify instance on the first schedule().
+        return 0
     fd = getattr(inotify, "_inotify_fd", None)
     if not isinstance(fd, int):
         return None

@@ -274,3 +274,31 @@ def test_rate_query_reads_only_the_window_through_its_index(library: Library) ->
     [query] = [s for s in statements if "FROM jobs" in s]
     plan = " ".join(str(tuple(r)) for r in conn.execute("EXPLAIN QUERY PLAN " + query))
     assert "jobs_finished" in plan, plan
+
+
+def test_rate_query_skips_waiting_jobs_in_its_index(library: Library, tmp_path: Path) -> None:
+    """Jobs waiting for a model or a source folder carry a `finished_at`; a library
+    full of them (offline, 200,000 in the last 30 s) made every rate read walk them on
+    the GUI thread. The index holds only the ends a rate counts."""
+    sid = _imported(library, tmp_path)
+    conn = library.catalog.conn
+    now = 2_000_000.0
+    ids = [r[0] for r in conn.execute("SELECT id FROM jobs ORDER BY id")]
+    with library.catalog.write() as w:
+        seq = next_seq(w)
+        w.execute(
+            "UPDATE jobs SET state='waiting', finished_at=?, seq=? WHERE id > ?",
+            (now - 2, seq, ids[2]),
+        )
+        w.execute(
+            "UPDATE jobs SET state='done', started_at=?, finished_at=?, seq=? WHERE id <= ?",
+            (now - 10, now - 5, seq, ids[2]),
+        )
+    assert progress.FINISHED_CONDITION == (
+        "state IN (" + ", ".join(f"'{s}'" for s in progress.FINISHED_STATES) + ")"
+    )
+    [index_sql] = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'jobs_finished'"
+    ).fetchone()
+    assert index_sql.endswith("WHERE " + progress.FINISHED_CONDITION), index_sql
+    assert progress._recent_finished(conn, now, 30) == {sid: progress._Recent(3, now - 10)}
