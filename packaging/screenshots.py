@@ -433,7 +433,15 @@ async def shoot_review(out: Path, work: Path) -> list[Path]:
 async def shoot(out: Path, work: Path, count: int, scenes: str = "all") -> list[Path]:
     from desktop.itemmodels.grid import RowRole
     from desktop.mainwindow import MainWindow
-    from desktop.qt import QAbstractItemView, QApplication, QCursor, QPoint, QSettings, Qt
+    from desktop.qt import (
+        QAbstractItemView,
+        QApplication,
+        QCursor,
+        QPoint,
+        QScrollArea,
+        QSettings,
+        Qt,
+    )
     from engine.library import Library
 
     if scenes == "search":
@@ -506,8 +514,14 @@ async def shoot(out: Path, work: Path, count: int, scenes: str = "all") -> list[
     # 2b. Its Speed tab: throughput over the last hour, each stage's timings, the
     # background mode.
     panel.tabs.setCurrentIndex(panel.speed_tab)
-    panel.refresh(None)
+    await asyncio.sleep(2.5)  # the host folds its figures into the catalog every 2 s
+    panel._refresh_speed(force=True)
+    window.resizeDocks([window.jobs_dock], [WINDOW[1] - 120], Qt.Orientation.Vertical)
     await asyncio.sleep(0.3)
+    app.processEvents()
+    holder = window.jobs_dock.widget()
+    if isinstance(holder, QScrollArea):  # the tab, not the lanes above it
+        holder.ensureWidgetVisible(panel.tabs, 0, 0)
     app.processEvents()
     save("jobs-panel-speed.png", window)
 
