@@ -294,9 +294,8 @@ def test_rate_query_skips_waiting_jobs_in_its_index(library: Library, tmp_path: 
             "UPDATE jobs SET state='done', started_at=?, finished_at=?, seq=? WHERE id <= ?",
             (now - 10, now - 5, seq, ids[2]),
         )
-    assert progress.FINISHED_CONDITION == (
-        "state IN (" + ", ".join(f"'{s}'" for s in progress.FINISHED_STATES) + ")"
-    )
+    spelled = "state IN (" + ", ".join(f"'{s}'" for s in progress.FINISHED_STATES) + ")"
+    assert spelled == progress.FINISHED_CONDITION
     [index_sql] = conn.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'jobs_finished'"
     ).fetchone()

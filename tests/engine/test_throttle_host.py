@@ -8,6 +8,7 @@ counts how many jobs ran at once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -131,10 +132,8 @@ def burners(n: int) -> list[int]:
 
 def kill_all(pids: list[int]) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def test_other_programs_keeping_the_cpu_busy_cut_the_workers_until_they_stop(
