@@ -7,6 +7,7 @@ query), so a refresh costs the same at 100 jobs as at a million.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -39,10 +40,12 @@ from desktop.qt import (
     QWidget,
 )
 from engine import progress
+from engine.jobs import throttle
 from engine.library import Changes, Library
 from engine.progress import ProgressTracker, SessionProgress
 
 SESSION_ROLE = int(Qt.ItemDataRole.UserRole) + 1
+DETAIL_ROLE = int(Qt.ItemDataRole.UserRole) + 2
 SESSIONS_SHOWN = 50
 IDLE_REFRESH_S = 1.0  # with no ledger change, rates and estimates still move: at most 1/s
 
@@ -61,8 +64,20 @@ def ask(parent: QWidget, title: str, text: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def session_detail(s: SessionProgress) -> str:
-    """ "1,234 of 5,000 · 38/s · about 2 min left" (or why it is not moving)."""
+def session_detail(s: SessionProgress, folder_limits: dict[str, float] | None = None) -> str:
+    """ "1,234 of 5,000 · 38/s · about 2 min left" (or why it is not moving).
+    `folder_limits` (the settings' files a second per folder): an import slowed by one
+    says so, so a slow import from a network share is not taken for a stuck one."""
+    text = _session_detail(s)
+    limited = throttle.folder_limit_of(s.roots, folder_limits or {}) if s.active else None
+    if limited is not None and not (s.paused or s.lane_paused):
+        folder, rate = limited
+        name = os.path.basename(folder.rstrip(os.sep)) or folder
+        text += f" · at most {rate:g} files/s from {name} (your limit)"
+    return text
+
+
+def _session_detail(s: SessionProgress) -> str:
     counts = f"{progress.format_count(s.finished)} of {progress.format_count(s.total)}"
     if s.state == "scanning":
         return f"Looking for files… {progress.format_count(s.files)} found"
@@ -102,6 +117,7 @@ class SessionsModel(QAbstractListModel):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.sessions: list[SessionProgress] = []
+        self.folder_limits: dict[str, float] = {}  # [background] folder_limits
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.sessions)
@@ -114,11 +130,19 @@ class SessionsModel(QAbstractListModel):
             return s.name
         if role == SESSION_ROLE:
             return s
+        if role == DETAIL_ROLE:
+            return session_detail(s, self.folder_limits)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return "\n".join(s.roots) + "\n" + session_detail(s)
+            return "\n".join(s.roots) + "\n" + session_detail(s, self.folder_limits)
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"{s.name}: {session_detail(s)}"
+            return f"{s.name}: {session_detail(s, self.folder_limits)}"
         return None
+
+    def set_folder_limits(self, limits: dict[str, float]) -> None:
+        if limits != self.folder_limits:
+            self.folder_limits = limits
+            if self.sessions:  # every row's detail may change
+                self.dataChanged.emit(self.index(0), self.index(len(self.sessions) - 1))
 
     def set_sessions(self, sessions: Sequence[SessionProgress]) -> None:
         new = list(sessions)
@@ -206,7 +230,9 @@ class SessionDelegate(QStyledItemDelegate):
             detail_color = palette.color(QPalette.ColorRole.PlaceholderText)
         painter.setPen(detail_color)
         detail_rect = QRect(rect.left(), bar.bottom() + 5, rect.width(), line_h)
-        detail = fm.elidedText(session_detail(s), Qt.TextElideMode.ElideRight, rect.width())
+        detail = fm.elidedText(
+            str(index.data(DETAIL_ROLE)), Qt.TextElideMode.ElideRight, rect.width()
+        )
         painter.drawText(
             detail_rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), detail
         )
@@ -357,6 +383,13 @@ class ImportsPanel(QWidget):
         if self.active_only:
             sessions = [s for s in sessions if s.active]
         selected = self.selected_session()
+        try:
+            limits = throttle.parse_limits(
+                self.library.settings.background.folder_limits, folders=True
+            )
+        except throttle.LimitsError:  # settings.toml edited by hand: the host says why
+            limits = {}
+        self.model.set_folder_limits(limits)
         self.model.set_sessions(sessions)
         if selected is not None and self.selected_session() is None:
             row = self.model.row_of(selected.id)

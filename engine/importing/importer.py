@@ -23,6 +23,7 @@ from engine.importing.formats import kind_for, sniff_format
 from engine.importing.hashing import hash_file, read_head
 from engine.importing.scan import FoundFile, Skipped, display_path, walk
 from engine.jobs.ledger import add_jobs_for_item, cancel_session
+from engine.jobs.throttle import LIMITS_DIR, RateLimits, parse_limits
 from engine.pipeline.registry import StageRegistry
 from engine.store.db import Catalog, next_seq
 
@@ -65,6 +66,7 @@ class ImportSummary:
     jobs_queued: int = 0
     failed: int = 0  # items of this import with a failed or dead stage (after waiting)
     cancelled: bool = False
+    rate_limited_s: float = 0.0  # seconds hashing waited for a folder's rate limit
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -109,6 +111,16 @@ class Importer:
         if session_id is None:
             session_id = create_session(self.catalog, roots)
         summary = ImportSummary(session_id=session_id)
+        # `[background] folder_limits` holds for cataloguing too: hashing reads every
+        # byte of a file, the heaviest read a network share gets from Shoebox.
+        folder_limits = parse_limits(self.settings.background.folder_limits, folders=True)
+        limits = RateLimits({}, folder_limits, shared_dir=self.catalog.path.parent / LIMITS_DIR)
+        # A batch takes about a second at the slowest limit, so items still show up as
+        # they are read rather than 64 at a time.
+        batch_files = max(
+            1, min(BATCH_FILES, int(min(folder_limits.values(), default=BATCH_FILES)))
+        )
+        read = _Reader(limits, cancel)
         known = self._load_known(roots)
         seen: set[bytes] = set()
         pending: list[FoundFile] = []
@@ -151,17 +163,18 @@ class Importer:
                         returned.append(raw)
                     continue
                 pending.append(entry)
-                if len(pending) >= BATCH_FILES or time.monotonic() - last_flush > BATCH_SECONDS:
-                    unsettled += self._catalogue(pending, known, summary, pool)
+                if len(pending) >= batch_files or time.monotonic() - last_flush > BATCH_SECONDS:
+                    unsettled += self._catalogue(pending, known, summary, pool, read)
                     pending = []
                     last_flush = time.monotonic()
                     if progress:
                         progress(summary)
             if pending:
-                unsettled += self._catalogue(pending, known, summary, pool)
+                unsettled += self._catalogue(pending, known, summary, pool, read)
             if unsettled and not summary.cancelled:
-                self._settle(unsettled, known, summary, pool, cancel)
-                summary.cancelled = bool(cancel is not None and cancel.is_set())
+                self._settle(unsettled, known, summary, pool, read)
+            summary.cancelled = bool(cancel is not None and cancel.is_set())
+        summary.rate_limited_s = round(limits.waited_s, 3)
         if returned:
             self._mark_returned(returned)
         vanished.update(r for r in map(os.path.abspath, roots) if not os.path.lexists(r))
@@ -200,9 +213,10 @@ class Importer:
         known: dict[bytes, _Known],
         summary: ImportSummary,
         pool: ThreadPoolExecutor,
+        read: _Reader,
     ) -> list[FoundFile]:
         """Catalogue a batch; returns the files still being written (not catalogued)."""
-        hashed = list(pool.map(_hash_or_error, files))
+        hashed = list(pool.map(read, files))
         changing: list[FoundFile] = []
         live_elsewhere = self._live_elsewhere(files, hashed)  # filesystem checks, before locking
         now = time.time()
@@ -213,6 +227,8 @@ class Importer:
                 if result == CHANGING:
                     changing.append(found)
                     continue
+                if result == NOT_READ:
+                    continue  # cancelled while it waited for its folder's rate limit
                 if isinstance(result, str):
                     summary.unreadable += 1
                     conn.execute(
@@ -289,9 +305,10 @@ class Importer:
         known: dict[bytes, _Known],
         summary: ImportSummary,
         pool: ThreadPoolExecutor,
-        cancel: threading.Event | None,
+        read: _Reader,
     ) -> None:
         """Files still being written, looked at again until they settle (see QUIET_S)."""
+        cancel = read.cancel
         last = {f.path: f for f in files}
         deadline = time.monotonic() + SETTLE_MAX_S
         while last and time.monotonic() < deadline and not (cancel and cancel.is_set()):
@@ -310,7 +327,7 @@ class Importer:
                 ):
                     ready.append(now)
             if ready:
-                left = {f.path for f in self._catalogue(ready, known, summary, pool)}
+                left = {f.path for f in self._catalogue(ready, known, summary, pool, read)}
                 for f in ready:
                     if f.path not in left:
                         del last[f.path]
@@ -420,6 +437,33 @@ class Importer:
 
 
 CHANGING = "changing"
+NOT_READ = "not read"
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _Reader:
+    """Hashes a file once its folder's rate limit lets it (a hash thread waits, checking
+    for cancel every quarter second); NOT_READ if the import is cancelled meanwhile."""
+
+    def __init__(self, limits: RateLimits, cancel: threading.Event | None) -> None:
+        self.limits = limits
+        self.cancel = cancel
+
+    def _check(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise _Cancelled
+
+    def __call__(self, found: FoundFile) -> tuple[str, bytes, int] | str:
+        if self.limits:
+            try:
+                self._check()
+                self.limits.wait("", [found.path], True, self._check)
+            except _Cancelled:
+                return NOT_READ
+        return _hash_or_error(found)
 
 
 def _hash_or_error(found: FoundFile) -> tuple[str, bytes, int] | str:

@@ -738,7 +738,7 @@ class WorkerHost:
         limits_key = (bg.stage_limits, bg.folder_limits)
         if getattr(self, "_limits_key", None) != limits_key:
             self._limits_key = limits_key
-            self.limits = throttling.RateLimits.from_settings(settings)
+            self.limits = throttling.RateLimits.from_settings(settings, self.library_dir)
 
     def _host_info(self) -> str:
         return json.dumps({"resources": self.resources.status(), "background": self.background()})

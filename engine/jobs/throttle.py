@@ -376,9 +376,28 @@ def parse_limits(text: str, *, folders: bool) -> dict[str, float]:
             what = "FOLDER=FILES_PER_SECOND" if folders else "STAGE=JOBS_PER_SECOND"
             raise LimitsError(f"{part!r}: write {what}, several separated by ';'")
         if folders:
-            key = os.path.normpath(os.path.expanduser(key))
+            key = os.path.abspath(os.path.expanduser(key))
         out[key] = rate
     return out
+
+
+def is_under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def folder_limit_of(
+    paths: Iterable[str], folder_limits: dict[str, float]
+) -> tuple[str, float] | None:
+    """The slowest limited folder that holds one of `paths` or lies inside one, and its
+    files a second: what the imports panel names when an import is slowed on purpose."""
+    found: tuple[str, float] | None = None
+    for path in paths:
+        path = os.path.abspath(path)
+        for folder, rate in folder_limits.items():
+            overlaps = is_under(path, folder) or is_under(folder, path)
+            if overlaps and (found is None or rate < found[1]):
+                found = (folder, rate)
+    return found
 
 
 class TokenBucket:
@@ -402,27 +421,81 @@ class TokenBucket:
             return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
+class SharedTokenBucket:
+    """A `TokenBucket` whose state lives in a file that every process of the library
+    takes its tokens through (under `flock`): the importer in the app, the CLI and the
+    worker host then share one folder limit instead of each reading at the full rate.
+    Wall-clock time, since the processes share no monotonic origin; a clock set back
+    counts as no time passed."""
+
+    def __init__(self, path: Path, rate: float, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.clock = clock
+        self.lock = threading.Lock()  # flock is per open file: threads share none
+
+    def take(self) -> float:
+        import fcntl
+
+        with self.lock, open(self.path, "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+            f.seek(0)
+            now = self.clock()
+            try:
+                at_text, tokens_text = f.read().split()
+                at, tokens = float(at_text), float(tokens_text)
+            except ValueError:  # new (or torn by a crash mid-write): a fresh bucket
+                at, tokens = now, 1.0
+            tokens = min(self.capacity, tokens + max(0.0, now - at) * self.rate) - 1.0
+            f.seek(0)
+            f.truncate()
+            f.write(f"{now!r} {tokens!r}".encode())
+            return 0.0 if tokens >= 0 else -tokens / self.rate
+
+
+LIMITS_DIR = "limits"  # under the library: the shared folder buckets
+
+
+def _folder_bucket(
+    folder: str, rate: float, shared_dir: Path | None, clock: Callable[[], float] | None
+) -> TokenBucket | SharedTokenBucket:
+    if shared_dir is None or sys.platform == "win32":  # no flock: each process its own
+        return TokenBucket(rate, clock or time.monotonic)
+    import hashlib
+
+    shared_dir.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha1(f"{folder}={rate!r}".encode()).hexdigest()[:20]
+    return SharedTokenBucket(shared_dir / f"{name}.bucket", rate, clock or time.time)
+
+
 class RateLimits:
-    """The stage and folder limits of the settings; `wait` blocks a job until its turn."""
+    """The stage and folder limits of the settings; `wait` blocks a job until its turn.
+    With `shared_dir` (the library's `limits` folder), folder limits are shared by every
+    process of the library; stage limits are the host's own."""
 
     def __init__(
         self,
         stages: dict[str, float],
         folders: dict[str, float],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
+        *,
+        shared_dir: Path | None = None,
     ) -> None:
-        self.stages = {k: TokenBucket(v, clock) for k, v in stages.items()}
+        self.stages = {k: TokenBucket(v, clock or time.monotonic) for k, v in stages.items()}
         self.folders = sorted(
-            ((k, TokenBucket(v, clock)) for k, v in folders.items()), key=lambda kv: -len(kv[0])
+            ((k, _folder_bucket(k, v, shared_dir, clock)) for k, v in folders.items()),
+            key=lambda kv: -len(kv[0]),
         )
         self.waited_s = 0.0
 
     @classmethod
-    def from_settings(cls, settings: Any) -> RateLimits:
+    def from_settings(cls, settings: Any, library_dir: Path | None = None) -> RateLimits:
         bg = settings.background
         return cls(
             parse_limits(bg.stage_limits, folders=False),
             parse_limits(bg.folder_limits, folders=True),
+            shared_dir=library_dir / LIMITS_DIR if library_dir is not None else None,
         )
 
     def __bool__(self) -> bool:
@@ -437,7 +510,7 @@ class RateLimits:
             first = next(iter(paths), None)
             if first is not None:
                 for folder, folder_bucket in self.folders:
-                    if first == folder or first.startswith(folder.rstrip(os.sep) + os.sep):
+                    if is_under(first, folder):
                         wait = max(wait, folder_bucket.take())
                         break
         return wait

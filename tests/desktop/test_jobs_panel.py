@@ -270,6 +270,32 @@ def test_imports_panel_progress_pause_and_status_summary(
     imports.grab()  # paints every row through the delegate without error
 
 
+def test_an_import_slowed_by_a_folder_rate_limit_says_so(
+    qtbot: Any, library: Library, tmp_path: Path
+) -> None:
+    from desktop.views.imports_panel import DETAIL_ROLE
+
+    imports = ImportsPanel(library)
+    qtbot.addWidget(imports)
+    imports.show()
+    src = _folder(tmp_path, 2)
+    library.import_paths([src])
+    imports.refresh(library.changes_since(0))
+    row = imports.model.index(0)
+    assert "limit" not in str(row.data(DETAIL_ROLE))
+
+    library.settings.background.folder_limits = f"{tmp_path}=5; /elsewhere=1"
+    imports.refresh(None)
+    assert str(row.data(DETAIL_ROLE)).endswith(
+        f" · at most 5 files/s from {tmp_path.name} (your limit)"
+    )
+    assert "(your limit)" in str(row.data(Qt.ItemDataRole.ToolTipRole))
+    library.pause()  # paused: that is the reason it does not move, not the limit
+    imports.refresh(None)
+    assert "limit" not in str(row.data(DETAIL_ROLE))
+    imports.grab()
+
+
 def test_a_hidden_panel_defers_its_refresh_until_shown(
     qtbot: Any, library: Library, tmp_path: Path
 ) -> None:

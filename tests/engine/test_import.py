@@ -253,3 +253,69 @@ def test_missing_file_that_returns_unchanged_is_not_rehashed(
     again = library.import_paths([src])
     assert again.unchanged == 1
     assert library.status()["missing_items"] == 0
+
+
+def _record_hashes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, str]]:
+    """Each file the importer reads through, with when it started (time.monotonic)."""
+    import time
+
+    import engine.importing.importer as importer
+
+    calls: list[tuple[float, str]] = []
+    real = importer.hash_file
+
+    def hash_file(path: str) -> tuple[str, bytes, int]:
+        calls.append((time.monotonic(), path))
+        return real(path)
+
+    monkeypatch.setattr(importer, "hash_file", hash_file)
+    return calls
+
+
+def test_a_folder_rate_limit_holds_while_cataloguing_and_other_folders_run_free(
+    library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    share, local = tmp_path / "nas", tmp_path / "home"
+    for i in range(31):
+        jpeg(share / "2020" / f"{i}.jpg", i)
+        jpeg(local / f"{i}.jpg", 100 + i)
+    library.settings.background.folder_limits = f"{share}=20"
+    calls = _record_hashes(monkeypatch)
+
+    free = library.import_paths([local])
+    assert (free.items_new, free.rate_limited_s) == (31, 0.0)
+    calls.clear()
+    limited = library.import_paths([share])
+    assert limited.items_new == 31 and not limited.cancelled
+    times = sorted(t for t, _ in calls)
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert rate <= 20 * 1.1, rate  # never faster than the limit (beyond 10%)
+    assert rate >= 20 / 2, rate  # and not starved
+    assert limited.rate_limited_s > 1.0
+
+
+def test_cancel_stops_an_import_waiting_for_its_folders_rate_limit(
+    library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    src = tmp_path / "nas"
+    for i in range(40):
+        jpeg(src / f"{i}.jpg", i)
+    library.settings.background.folder_limits = f"{src}=1"
+    calls = _record_hashes(monkeypatch)
+    cancel = threading.Event()
+
+    def progress(summary: object) -> None:
+        cancel.set()  # after the first batch: one file, at one a second
+
+    began = time.monotonic()
+    summary = library.import_paths([src], progress=progress, cancel=cancel)
+    took = time.monotonic() - began
+    assert summary.cancelled
+    assert len(calls) == summary.items_new <= 2  # nothing read after the cancel
+    assert took < 5, took  # not the 40 s the limit would take to read them all
+    problems = library.catalog.read("SELECT reason FROM scan_problems")
+    assert problems == []  # files left unread are not the user's problem
+    assert library.sessions()[0]["state"] == "cancelled"

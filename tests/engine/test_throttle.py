@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -94,6 +95,27 @@ def test_a_rate_limit_holds_within_ten_percent_over_a_simulated_minute() -> None
     limits.stages.clear()
     assert abs(run("thumbnail", "/mnt/nas/a/b.jpg", True) - 120) <= 12
     assert run("embed", "/mnt/nas/a/b.jpg", False) > 10_000  # previews: not the share's
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_processes_of_one_library_share_a_folder_limit(tmp_path: Path) -> None:
+    # The importer and the host are separate processes; two RateLimits on one folder are
+    # as separate as they get (flock locks an open file, not a process).
+    now = [1_000.0]
+    importer = RateLimits({}, {"/mnt/nas": 4.0}, clock=lambda: now[0], shared_dir=tmp_path)
+    host = RateLimits({}, {"/mnt/nas": 4.0}, clock=lambda: now[0], shared_dir=tmp_path)
+    done = 0
+    while now[0] < 1_060.0:  # a minute, alternating readers
+        for limits in (importer, host):
+            now[0] += limits.delay("thumbnail", ["/mnt/nas/a.jpg"], True) + 0.001
+            done += 1
+    assert abs(done - 240) <= 24, done  # the pair together, not 4 each
+    now[0] -= 3_600  # the clock set back an hour: no stall, no burst
+    assert importer.delay("thumbnail", ["/mnt/nas/a.jpg"], True) <= 0.5
+    # A torn file (a crash mid-write) is a fresh bucket, not an error.
+    [bucket] = list(tmp_path.glob("*.bucket"))
+    bucket.write_bytes(b"12")
+    assert host.delay("thumbnail", ["/mnt/nas/b.jpg"], True) == 0.0
 
 
 def test_a_bucket_starts_with_one_token_not_a_burst() -> None:

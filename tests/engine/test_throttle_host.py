@@ -219,6 +219,49 @@ def test_a_stage_rate_limit_from_settings_toml_holds_in_the_host(tmp_path: Path)
     lib.close()
 
 
+class ReadsOriginal(Recorder):
+    reads_original = True
+
+
+def test_a_folder_limit_holds_for_the_importer_and_the_host_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.importing.importer as importer
+    from tests.engine.helpers import jpeg
+
+    share = tmp_path / "nas"
+    for i in range(30):
+        jpeg(share / f"{i}.jpg", i)
+    body = Concurrency(seconds=0.0)
+    lib = library_with(tmp_path / "lib", ReadsOriginal("read", body=body))
+    fast_settings(lib, pool=POOL, import_=POOL)
+    lib.settings.background.mode = "full"
+    lib.settings.background.folder_limits = f"{share}=20"
+    hashed: list[float] = []
+    real_hash = importer.hash_file
+
+    def hash_file(path: str) -> tuple[str, bytes, int]:
+        hashed.append(time.monotonic())
+        return real_hash(path)
+
+    monkeypatch.setattr(importer, "hash_file", hash_file)
+    host = WorkerHost(lib.root, lib.catalog, lib.registry, lib.settings)
+    host.start()
+    try:
+        summary = lib.import_paths([share])  # the host enriches while it catalogues
+        host.wait_idle(timeout=60)
+    finally:
+        host.stop()
+    assert summary.items_new == 30 and len(body.start_times) == 30
+    reads = sorted(hashed + body.start_times)
+    # Both read the share at once: the stage's first job ran before the last hash.
+    assert min(body.start_times) < max(hashed)
+    rate = (len(reads) - 1) / (reads[-1] - reads[0])
+    assert rate <= 20 * 1.1, rate  # the two processes' reads together, not 20 each
+    assert rate >= 20 / 2, rate
+    lib.close()
+
+
 def test_metrics_count_each_stage_and_serve_prometheus_on_loopback(tmp_path: Path) -> None:
     body = Concurrency(seconds=0.02)
     lib = busy_library(tmp_path, body, "full", n=50)
