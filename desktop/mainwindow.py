@@ -102,6 +102,7 @@ class ActivityStamp(QObject):
         super().__init__(window)
         self.window = window
         self.at = 0.0
+        self.last_input = time.monotonic()  # any input, unthrottled (the warm-up waits on it)
         app = QCoreApplication.instance()
         if app is not None:
             app.installEventFilter(self)
@@ -109,6 +110,7 @@ class ActivityStamp(QObject):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() in self.INPUT:
             now = time.monotonic()
+            self.last_input = now
             library = self.window.library
             if library is not None and now - self.at >= ACTIVITY_STAMP_S:
                 self.at = now
@@ -159,6 +161,7 @@ class MainWindow(QMainWindow):
         self._panels_at = 0.0
 
         self.activity = ActivityStamp(self)
+        self._warm_up_due = 0.0  # when the query model loads even if the user is busy
 
         self.setWindowTitle("Shoebox")
         self.resize(1280, 820)
@@ -312,12 +315,21 @@ class MainWindow(QMainWindow):
         self._update_status()
         self._update_empty_message()
         self.library_opened.emit(str(library.root))
+        self._warm_up_due = time.monotonic() + search_ops.WARM_UP_LATEST_S
         QTimer.singleShot(search_ops.WARM_UP_DELAY_MS, lambda: self._warm_up(library))
         return True
 
     def _warm_up(self, library: Library) -> None:
-        if self.library is library:  # not closed or replaced meanwhile
-            search_ops.warm_up(library)
+        """Load the query model once the user pauses: importing torch in a thread still
+        holds the GIL for stretches (up to ~150 ms here), which a scroll would feel."""
+        if self.library is not library:  # closed or replaced meanwhile
+            return
+        now = time.monotonic()
+        busy = now - self.activity.last_input < search_ops.WARM_UP_QUIET_S
+        if busy and now < self._warm_up_due:
+            QTimer.singleShot(search_ops.WARM_UP_RETRY_MS, lambda: self._warm_up(library))
+            return
+        search_ops.warm_up(library)
 
     def _show_no_library(self) -> None:
         self.setWindowTitle("Shoebox")

@@ -88,6 +88,9 @@ def prepare(library: Library) -> None:
 
 
 WARM_UP_DELAY_MS = 2500  # after the window is shown and its first pages are drawn
+WARM_UP_QUIET_S = 1.5  # ... and once the user has not scrolled or typed for this long
+WARM_UP_RETRY_MS = 500
+WARM_UP_LATEST_S = 60.0  # after this it loads anyway (a search would load it then)
 
 
 def warm_up(library: Library) -> None:

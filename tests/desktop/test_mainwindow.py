@@ -284,3 +284,37 @@ def test_host_waits_politely_when_another_host_holds_the_library(
         other.stop()
     qtbot.waitUntil(lambda: host.running, timeout=15_000)  # takes over once it is free
     qtbot.waitUntil(lambda: not host.is_locked_out, timeout=5000)
+
+
+def test_the_query_model_loads_once_the_user_pauses_not_while_they_scroll(
+    qtbot: Any, make_window: Callable[..., MainWindow], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop.operations import search as search_ops
+    from desktop.qt import QPoint, QWheelEvent
+
+    loads: list[float] = []
+    monkeypatch.setattr(search_ops, "warm_up", lambda library: loads.append(time.monotonic()))
+    monkeypatch.setattr(search_ops, "WARM_UP_DELAY_MS", 10)
+    monkeypatch.setattr(search_ops, "WARM_UP_RETRY_MS", 50)
+    monkeypatch.setattr(search_ops, "WARM_UP_QUIET_S", 2.0)
+    window = make_window(start_host=False)
+    grid = window.grid.viewport() if hasattr(window.grid, "viewport") else window.grid
+    last_scroll = 0.0
+    for _ in range(40):  # two seconds of scrolling, a wheel event every 50 ms
+        wheel = QWheelEvent(
+            QPointF(50, 50),
+            QPointF(grid.mapToGlobal(QPoint(50, 50))),
+            QPoint(0, 0),
+            QPoint(0, -120),
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+            Qt.ScrollPhase.NoScrollPhase,
+            False,
+        )
+        QApplication.sendEvent(grid, wheel)
+        last_scroll = time.monotonic()
+        qtbot.wait(50)
+    assert loads == []  # not while the user scrolls
+    qtbot.waitUntil(lambda: bool(loads), timeout=10_000)
+    assert loads[0] - last_scroll >= 2.0 - 0.05  # once they paused
+    assert len(loads) == 1
