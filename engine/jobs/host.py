@@ -698,6 +698,8 @@ class WorkerHost:
 
         if self.probe is None:
             self.probe = SystemProbe(self.library_dir)
+        if isinstance(self.probe, SystemProbe):
+            self.probe.read_idle = self.throttle.mode == "idle"
         try:
             signals = self.probe.read()
         except Exception:

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.jobs.user_idle import open_system_idle
+
 log = logging.getLogger("shoebox.throttle")
 
 MODES = ("full", "balanced", "idle")
@@ -152,7 +154,10 @@ class SystemProbe:
         psutil.cpu_percent(None)  # the first reading is since boot: start the interval
         self._own_cpu = self._own_times()
         self._at = time.monotonic()
-        self._x11 = _X11Idle.open()
+        self._system_idle = open_system_idle()
+        self.read_idle = (
+            True  # the host turns it off outside "idle" mode (a subprocess on some OSes)
+        )
 
     def _own_times(self) -> float:
         total = 0.0
@@ -182,14 +187,14 @@ class SystemProbe:
         return Signals(
             other_cpu=min(1.0, max(0.0, machine - ours)),
             on_battery=on_battery,
-            user_idle_s=self.user_idle_s(),
+            user_idle_s=self.user_idle_s() if self.read_idle else None,
         )
 
     def user_idle_s(self) -> float | None:
-        """Seconds since the user's last input: the X server's, else the app's own
-        (it touches `activity` in the library on input), else unknown."""
-        if self._x11 is not None:
-            idle = self._x11.idle_s()
+        """Seconds since the user's last input: the OS's (`engine.jobs.user_idle`), else
+        the app's own (it touches `activity` in the library on input), else unknown."""
+        if self._system_idle is not None:
+            idle = self._system_idle.idle_s()
             if idle is not None:
                 return idle
         if self.library_dir is not None:
@@ -198,56 +203,6 @@ class SystemProbe:
             except OSError:
                 return None
         return None
-
-
-class _X11Idle:
-    """XScreenSaverQueryInfo's idle time, where libXss and a display are there."""
-
-    class _Info(ctypes.Structure):
-        _fields_ = [
-            ("window", ctypes.c_ulong),
-            ("state", ctypes.c_int),
-            ("kind", ctypes.c_int),
-            ("til_or_since", ctypes.c_ulong),
-            ("idle", ctypes.c_ulong),
-            ("eventMask", ctypes.c_ulong),
-        ]
-
-    def __init__(self, xlib: Any, xss: Any, display: Any) -> None:
-        self.xlib, self.xss, self.display = xlib, xss, display
-        self.info = xss.XScreenSaverAllocInfo()
-        self.root = xlib.XDefaultRootWindow(display)
-        self.lock = threading.Lock()
-
-    @classmethod
-    def open(cls) -> _X11Idle | None:
-        if not os.environ.get("DISPLAY") or not sys.platform.startswith("linux"):
-            return None
-        try:
-            xlib = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
-            xss = ctypes.CDLL(ctypes.util.find_library("Xss") or "libXss.so.1")
-            xlib.XOpenDisplay.restype = ctypes.c_void_p
-            xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
-            xlib.XDefaultRootWindow.restype = ctypes.c_ulong
-            xlib.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
-            xss.XScreenSaverAllocInfo.restype = ctypes.POINTER(cls._Info)
-            xss.XScreenSaverQueryInfo.argtypes = [
-                ctypes.c_void_p,
-                ctypes.c_ulong,
-                ctypes.POINTER(cls._Info),
-            ]
-            display = xlib.XOpenDisplay(None)
-            if not display:
-                return None
-            return cls(xlib, xss, display)
-        except (OSError, AttributeError):
-            return None
-
-    def idle_s(self) -> float | None:
-        with self.lock:
-            if not self.xss.XScreenSaverQueryInfo(self.display, self.root, self.info):
-                return None
-            return float(self.info.contents.idle) / 1000.0
 
 
 # -- the decision ------------------------------------------------------------------------
