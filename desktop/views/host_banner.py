@@ -68,10 +68,15 @@ class HostBanner(QLabel):
 
 
 def throttled_text(background: dict[str, Any] | None) -> str:
-    """ "Background work slowed: on battery: one worker", or "" when not throttled."""
-    if not background or not background.get("throttled"):
+    """ "Background work slowed: on battery: one worker", "Background work slowed by
+    your limit: ocr: at most 2 a second", or "" when nothing holds it back."""
+    if not background:
         return ""
+    limits = "; ".join(str(x) for x in background.get("rate_limited") or [])
+    if not background.get("throttled"):
+        return f"Background work slowed by your limit: {limits}" if limits else ""
     why = str(background.get("why") or "")
     if int(background.get("workers") or 0) == 0:
         return f"Background work paused: {why}" if why else "Background work paused"
-    return f"Background work slowed: {why}" if why else "Background work slowed"
+    text = f"Background work slowed: {why}" if why else "Background work slowed"
+    return f"{text}; your limit: {limits}" if limits else text

@@ -215,4 +215,7 @@ def background_text(background: dict[str, Any] | None) -> str:
             text += f" ({background['why']})"
     else:
         text += f" — all {background.get('of', '?')} workers"
+    limits = background.get("rate_limited") or []
+    if limits:
+        text += f"; held to your limit: {'; '.join(str(x) for x in limits)}"
     return text

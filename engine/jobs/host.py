@@ -266,6 +266,7 @@ class WorkerHost:
         self.probe = probe
         self.gate = throttling.Gate(settings.workers.pool)
         self.decision = throttling.Decision(settings.workers.pool, settings.workers.pool)
+        self._slowing: list[str] = []  # the rate limits the heartbeat last named
         self._apply_background(settings)
         self.priority: dict[str, Any] = {}  # what `shoebox work` applied (nice, io class)
         self.metrics = MetricsRecorder()
@@ -709,7 +710,9 @@ class WorkerHost:
         if decision != self.decision:
             log.info("background work: %d of %d workers%s", decision.workers, decision.of,
                      f" ({decision.why})" if decision.why else "")  # fmt: skip
-        changed = decision != self.decision
+        slowing = self.limits.slowing()
+        changed = decision != self.decision or slowing != self._slowing
+        self._slowing = slowing
         self.decision = decision
         self.gate.set_limit(decision.workers)
         self.metrics.capacity((mono - self._capacity_at) * self.settings.workers.pool)
@@ -753,6 +756,7 @@ class WorkerHost:
             "running": self.gate.running,
             "priority": self.priority,
             "rate_limited_s": round(self.limits.waited_s, 3),
+            "rate_limited": self.limits.slowing(),  # the limits holding jobs back now
         }
 
     def _follow_settings(self, now: float) -> None:

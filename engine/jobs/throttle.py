@@ -425,6 +425,7 @@ class SharedTokenBucket:
 
 
 LIMITS_DIR = "limits"  # under the library: the shared folder buckets
+SLOWING_WITHIN_S = 5.0  # a limit that made a job wait this recently is "slowing" work
 
 
 def _folder_bucket(
@@ -458,6 +459,8 @@ class RateLimits:
             key=lambda kv: -len(kv[0]),
         )
         self.waited_s = 0.0
+        self._slowed_at: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Any, library_dir: Path | None = None) -> RateLimits:
@@ -472,18 +475,34 @@ class RateLimits:
         return bool(self.stages or self.folders)
 
     def delay(self, stage: str, paths: Iterable[str], reads_original: bool) -> float:
-        wait = 0.0
+        return self._delay(stage, paths, reads_original)[0]
+
+    def _delay(self, stage: str, paths: Iterable[str], reads_original: bool) -> tuple[float, str]:
+        """The seconds to wait, and the limit that makes it wait ("ocr: at most 2 a
+        second"), "" when none does."""
+        wait, why = 0.0, ""
         bucket = self.stages.get(stage)
         if bucket is not None:
-            wait = max(wait, bucket.take())
+            wait = bucket.take()
+            why = f"{stage}: at most {bucket.rate:g} a second" if wait > 0 else ""
         if reads_original and self.folders:
             first = next(iter(paths), None)
             if first is not None:
                 for folder, folder_bucket in self.folders:
                     if is_under(first, folder):
-                        wait = max(wait, folder_bucket.take())
+                        folder_wait = folder_bucket.take()
+                        if folder_wait > wait:
+                            name = os.path.basename(folder.rstrip(os.sep)) or folder
+                            wait = folder_wait
+                            why = f"{name}: at most {folder_bucket.rate:g} files a second"
                         break
-        return wait
+        return wait, why
+
+    def slowing(self, within_s: float = SLOWING_WITHIN_S) -> list[str]:
+        """The limits that made a job wait lately: what the status bar names."""
+        now = time.monotonic()
+        with self._lock:
+            return sorted(why for why, at in self._slowed_at.items() if now - at <= within_s)
 
     def wait(
         self,
@@ -494,8 +513,11 @@ class RateLimits:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """Sleep until this job may start; `check` raises if the job must stop."""
-        delay = self.delay(stage, paths, reads_original)
-        self.waited_s += delay
+        delay, why = self._delay(stage, paths, reads_original)
+        if delay > 0:
+            with self._lock:
+                self.waited_s += delay
+                self._slowed_at[why] = time.monotonic()
         while delay > 0:
             step = min(delay, 0.25)
             sleep(step)

@@ -60,6 +60,15 @@ def test_the_status_bar_says_why_work_is_slowed() -> None:
     waiting = {"throttled": True, "workers": 0, "of": 4,
                "why": "waiting until the computer is idle (used 5 s ago)"}  # fmt: skip
     assert throttled_text(waiting).startswith("Background work paused: waiting until")
+    limited = {"throttled": False, "workers": 4, "of": 4,
+               "rate_limited": ["nas: at most 5 files a second"]}  # fmt: skip
+    assert throttled_text(limited) == (
+        "Background work slowed by your limit: nas: at most 5 files a second"
+    )
+    both = {**slowed, "rate_limited": ["ocr: at most 2 a second"]}
+    assert throttled_text(both) == (
+        "Background work slowed: on battery: one worker; your limit: ocr: at most 2 a second"
+    )
 
 
 def test_settings_saves_the_background_mode_and_a_folder_limit(qtbot: Any, tmp_path: Path) -> None:

@@ -216,6 +216,9 @@ def test_a_stage_rate_limit_from_settings_toml_holds_in_the_host(tmp_path: Path)
     assert rate <= 20 * 1.1, rate  # never faster than the limit (beyond 10%)
     assert rate >= 20 / 3, rate  # and not starved
     assert host.limits.waited_s > 1.5
+    # The status bar names the limit while it holds jobs back, and not long after.
+    assert host.background()["rate_limited"] == ["noop: at most 20 a second"]
+    assert host.limits.slowing(within_s=-1.0) == []
     lib.close()
 
 
