@@ -39,6 +39,7 @@ STABLE_JSON_KEYS: dict[str, tuple[str, ...]] = {
         "jobs_queued",
         "failed",
         "cancelled",
+        "rate_limited_s",
         "waited",
     ),
     "status": (
@@ -213,6 +214,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     result = lib.session_summary(summary.session_id).as_dict()
     result["missing"] = summary.missing  # the scan's own findings: not kept per session
     result["changing"] = summary.changing
+    result["rate_limited_s"] = summary.rate_limited_s
     result["waited"] = bool(args.wait)
     if args.json:
         _emit(result)
