@@ -273,3 +273,35 @@ def test_selection_flags_survive(qtbot: Any, view: GridView) -> None:
     sm.select(model.index(4, 0), QItemSelectionModel.SelectionFlag.ClearAndSelect)
     region = view.visualRegionForSelection(sm.selection())
     assert region.boundingRect() == view.visualRect(model.index(4, 0))
+
+
+def test_decoded_thumbnails_are_delivered_in_budgeted_batches(
+    qtbot: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import desktop.thumbs as thumbs_module
+    from desktop.qt import QSize
+    from desktop.thumbs import ThumbnailCache
+    from tests.engine.helpers import jpeg
+
+    for i in range(40):
+        jpeg(tmp_path / "thumbs" / f"{i}.jpg", i)
+    # No time at all per turn: each event-loop turn delivers one, so painting runs
+    # between deliveries instead of after a burst of them.
+    monkeypatch.setattr(thumbs_module, "DELIVERY_BUDGET_S", 0.0)
+    cache = ThumbnailCache(tmp_path, QSize(64, 64), threads=1)
+    wakes: list[int] = []
+    delivered: list[int] = []
+    cache._decoded.connect(lambda: wakes.append(len(delivered)))
+    cache.loaded.connect(delivered.append)
+    for i in range(40):
+        assert cache.pixmap(i, f"thumbs/{i}.jpg") is None
+    # The GUI thread busy (a long paint) while the decoder finishes all 40 of them.
+    deadline = time.monotonic() + 10
+    while len(cache._ready) < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(cache._ready) == 40 and delivered == []
+    qtbot.waitUntil(lambda: len(delivered) == 40, timeout=10_000)
+    assert sorted(delivered) == list(range(40))
+    assert all(cache.pixmap(i, f"thumbs/{i}.jpg") is not None for i in range(40))
+    assert len(wakes) == 1  # one queued wake-up for the batch, not one per image
+    cache.close()

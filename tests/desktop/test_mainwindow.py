@@ -318,3 +318,25 @@ def test_the_query_model_loads_once_the_user_pauses_not_while_they_scroll(
     qtbot.waitUntil(lambda: bool(loads), timeout=10_000)
     assert loads[0] - last_scroll >= 2.0 - 0.05  # once they paused
     assert len(loads) == 1
+
+
+def test_once_the_query_model_is_loaded_what_is_alive_is_frozen_out_of_gc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+    from concurrent.futures import Future
+
+    from desktop.operations import search as search_ops
+    from engine.library import Library
+
+    loaded: Future[bool] = Future()
+    with Library(tmp_path / "lib") as library:
+        monkeypatch.setattr(library.searcher(), "warm_up", lambda: loaded)
+        gc.unfreeze()
+        search_ops.warm_up(library)
+        assert gc.get_freeze_count() == 0  # not before the model is in
+        loaded.set_result(True)
+        try:
+            assert gc.get_freeze_count() > 1000  # torch's and Qt's objects, among others
+        finally:
+            gc.unfreeze()
