@@ -340,3 +340,36 @@ def test_once_the_query_model_is_loaded_what_is_alive_is_frozen_out_of_gc(
             assert gc.get_freeze_count() > 1000  # torch's and Qt's objects, among others
         finally:
             gc.unfreeze()
+
+
+def test_the_timers_poll_refreshes_each_panel_in_a_turn_of_its_own(
+    qtbot: Any, make_window: Callable[..., MainWindow]
+) -> None:
+    from desktop.qt import QTimer
+
+    window = make_window(start_host=False)
+    window.poll_timer.stop()
+    turns = [0]
+    ticker = QTimer(window)
+    ticker.setInterval(0)
+    ticker.timeout.connect(lambda: turns.__setitem__(0, turns[0] + 1))
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.turns: list[int] = []
+
+        def refresh(self, changes: object) -> None:
+            self.turns.append(turns[0])
+
+    first, second = Recorder(), Recorder()
+    window.panels = [first, second]  # type: ignore[list-item]
+    window._panels_at = 0.0
+    window.poll()  # called directly (tests, F5): everything at once
+    assert len(first.turns) == len(second.turns) == 1
+    window._panels_at = 0.0
+    ticker.start()
+    window.poll(spread=True)
+    assert len(first.turns) == 1  # nothing yet: the grid first, the panels later
+    qtbot.waitUntil(lambda: len(second.turns) == 2, timeout=5_000)
+    ticker.stop()
+    assert first.turns[1] < second.turns[1]  # a turn (a paint) between them
