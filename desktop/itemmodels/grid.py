@@ -45,7 +45,7 @@ log = logging.getLogger("shoebox.desktop")
 ItemIdRole = Qt.ItemDataRole.UserRole + 1
 RowRole = Qt.ItemDataRole.UserRole + 2
 
-PAGE_ROWS = 256
+PAGE_ROWS = 128
 MAX_RUNS = 200  # more separate insert/remove runs than this: reset instead
 PROGRESS_RELOAD_S = 2.0  # sorted by date or filtered by state: re-read at most this often
 BIG_MODEL_ROWS = 20_000  # from here on, new rows are batched every PROGRESS_RELOAD_S
