@@ -103,8 +103,9 @@ def warm_up(library: Library) -> None:
 def freeze_long_lived() -> None:
     """Move what is alive now (modules, torch's and Qt's objects, the first pages) out
     of the garbage collector's sight. Once torch is loaded, each full collection walked
-    its million objects: 260–300 ms with every thread stopped, during a scroll."""
-    gc.collect()
+    its million objects: 260–300 ms with every thread stopped, during a scroll. No
+    `gc.collect()` first: that would be one such stall, and what it would free is the
+    little cyclic garbage of imports."""
     gc.freeze()
 
 
