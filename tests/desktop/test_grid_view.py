@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -305,3 +306,24 @@ def test_decoded_thumbnails_are_delivered_in_budgeted_batches(
     assert all(cache.pixmap(i, f"thumbs/{i}.jpg") is not None for i in range(40))
     assert len(wakes) == 1  # one queued wake-up for the batch, not one per image
     cache.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness: Linux")
+def test_a_decoder_thread_runs_below_the_gui_thread() -> None:
+    import os
+    import threading
+
+    from desktop.thumbs import DECODER_NICENESS, _yield_to_the_gui_thread
+
+    seen: list[int] = []
+
+    def decoder() -> None:
+        _yield_to_the_gui_thread()
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    worker = threading.Thread(target=decoder)
+    worker.start()
+    worker.join()
+    assert seen == [max(DECODER_NICENESS, mine)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
