@@ -793,9 +793,14 @@ class WorkerHost:
             with self.catalog.write() as wconn:
                 log.info("source folders back: %d waiting jobs queued again",
                          offline.wake(wconn, back))  # fmt: skip
-        for stage_name, (_, reason) in ledger.waiting_stages(self.catalog.conn).items():
+        waiting = ledger.waiting_stages(self.catalog.conn)
+        for stage_name, (_, reason) in waiting.items():
             stage = self.registry.get(stage_name) if stage_name in self.registry else None
             check = getattr(stage, "availability", None)
+            if check is None and any(r in waiting for r in getattr(stage, "requires", ())):
+                # It waits because its inputs wait: woken now, its jobs would only be
+                # parked again (and look queued in between). It wakes once they ran.
+                continue
             try:
                 missing = check() if check is not None else None
             except Exception:
