@@ -62,6 +62,23 @@ def test_duplicates_become_paths_of_one_item(library: Library, tmp_path: Path) -
     assert jobs == 4  # two stages per distinct item, none for the duplicate
 
 
+def _record_hashes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, str]]:
+    """Each file the importer reads through, with when it started (time.monotonic)."""
+    import time
+
+    import engine.importing.importer as importer
+
+    calls: list[tuple[float, str]] = []
+    real = importer.hash_file
+
+    def hash_file(path: str) -> tuple[str, bytes, int]:
+        calls.append((time.monotonic(), path))
+        return real(path)
+
+    monkeypatch.setattr(importer, "hash_file", hash_file)
+    return calls
+
+
 def test_reimport_of_unchanged_folder_hashes_nothing(
     library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -69,13 +86,9 @@ def test_reimport_of_unchanged_folder_hashes_nothing(
     for i in range(10):
         jpeg(src / f"{i}.jpg", i)
     library.import_paths([src])
-    import engine.importing.importer as importer
-
-    def no_hashing(found: FoundFile) -> object:
-        raise AssertionError(f"hashed {found.path} again")
-
-    monkeypatch.setattr(importer, "_hash_or_error", no_hashing)
+    hashed = _record_hashes(monkeypatch)
     again = library.import_paths([src])
+    assert hashed == [], "hashed again"
     assert (again.files_seen, again.unchanged, again.items_new, again.jobs_queued) == (10, 10, 0, 0)
 
 
@@ -253,23 +266,6 @@ def test_missing_file_that_returns_unchanged_is_not_rehashed(
     again = library.import_paths([src])
     assert again.unchanged == 1
     assert library.status()["missing_items"] == 0
-
-
-def _record_hashes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, str]]:
-    """Each file the importer reads through, with when it started (time.monotonic)."""
-    import time
-
-    import engine.importing.importer as importer
-
-    calls: list[tuple[float, str]] = []
-    real = importer.hash_file
-
-    def hash_file(path: str) -> tuple[str, bytes, int]:
-        calls.append((time.monotonic(), path))
-        return real(path)
-
-    monkeypatch.setattr(importer, "hash_file", hash_file)
-    return calls
 
 
 def test_a_folder_rate_limit_holds_while_cataloguing_and_other_folders_run_free(
